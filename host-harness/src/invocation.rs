@@ -1,0 +1,94 @@
+//! The state of one invocation (a wasmtime `Store`'s data) and the host side of the imports.
+
+use crate::bindings::defender::endpoint::{credentials, rate_limit};
+use crate::limits::Limits;
+use crate::outbound::Outbound;
+use crate::tenant::Tenant;
+use crate::meter::{CpuMeter, MemoryQuota};
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// One invocation's store data.
+pub struct Invocation {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    pub(crate) outbound: Outbound,
+    pub(crate) memory: MemoryQuota,
+    pub(crate) cpu: CpuMeter,
+    tenant: Tenant,
+}
+
+impl Invocation {
+    /// Fresh state for one call for `tenant`: no environment, no stdio, no files, no sockets.
+    pub fn new(tenant: Tenant, limits: &Limits) -> Self {
+        Self {
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound: Outbound::new(tenant.origin.clone(), limits),
+            memory: MemoryQuota::new(limits.memory_bytes),
+            cpu: CpuMeter::new(limits.cpu),
+            tenant,
+        }
+    }
+}
+
+impl WasiView for Invocation {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Invocation {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+impl credentials::Host for Invocation {
+    async fn get(&mut self, refresh: bool) -> Result<credentials::Grant, String> {
+        let token = self
+            .tenant
+            .tokens
+            .token(refresh)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.outbound.set_token(token);
+        Ok(credentials::Grant {
+            api_base_url: self.outbound.origin().base_url(),
+            authorization: self.outbound.seal().to_owned(),
+        })
+    }
+}
+
+impl rate_limit::Host for Invocation {
+    async fn acquire(&mut self) -> rate_limit::Permit {
+        match self.tenant.limiter.try_acquire() {
+            Ok(()) => {
+                self.outbound.add_permit();
+                rate_limit::Permit::Granted
+            }
+            Err(wait) => {
+                rate_limit::Permit::Denied(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
+            }
+        }
+    }
+
+    async fn throttled(&mut self, retry_after_ms: u64) {
+        self.tenant
+            .limiter
+            .pause(Duration::from_millis(retry_after_ms));
+    }
+}
+
+impl crate::bindings::defender::endpoint::types::Host for Invocation {}

@@ -1,0 +1,31 @@
+//! A wasmtime host for the Defender for Endpoint stop-and-quarantine component.
+//!
+//! [`Runtime`] compiles the component once and runs each call in a fresh, limited store for a
+//! [`Tenant`]: the host holds the tenant's token ([`credentials`]), its shared rate budget
+//! ([`rate_limit`]) and the outbound policy ([`outbound`]); the component only decides.
+//! [`simulator`] serves a faithful stand-in for the API on 127.0.0.1.
+
+mod bindings;
+pub mod credentials;
+mod invocation;
+mod meter;
+pub mod limits;
+pub mod origin;
+pub mod outbound;
+pub mod rate_limit;
+pub mod report;
+mod runtime;
+pub mod secret;
+pub mod simulator;
+pub mod tenant;
+
+pub use bindings::defender::endpoint::types::{
+    ActionError, ActionStatus, ApiError, ForbiddenError, InvalidInput, MachineAction,
+    RateLimitedError, RelatedFile,
+};
+pub use meter::LimitExceeded;
+pub use runtime::{Outcome, Runtime, RuntimeError};
+pub use tenant::Tenant;
+
+/// The release build of the component, built and embedded by this crate's build script.
+pub const COMPONENT: &[u8] = include_bytes!(env!("COMPONENT_WASM"));

@@ -1,0 +1,172 @@
+//! The outbound policy: the hook every wasi-http request of the component goes through.
+//!
+//! A request leaves only if it goes to the tenant's API origin, carries the invocation's sealed
+//! credential, and is covered by a permit from the tenant's rate limiter. The hook then swaps
+//! the seal for the real token and clamps the timeouts. Everything else gets
+//! `HTTP-request-denied`, and the reason is kept for the host's report.
+
+use crate::limits::Limits;
+use crate::origin::ApiOrigin;
+use crate::secret::Secret;
+use http::header::{AUTHORIZATION, HeaderValue};
+use std::time::Duration;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The per-invocation state of the policy.
+pub struct Outbound {
+    origin: ApiOrigin,
+    seal: String,
+    token: Option<Secret>,
+    permits: u32,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+    denials: Vec<String>,
+    sent: u32,
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+impl Outbound {
+    /// A policy for one invocation against `origin`, with a fresh random seal.
+    pub fn new(origin: ApiOrigin, limits: &Limits) -> Self {
+        let mut nonce = [0u8; 16];
+        // Without OS randomness the seal would be guessable; fail closed with a seal nobody
+        // can send (it contains a newline, which no header value may).
+        let seal = match getrandom::fill(&mut nonce) {
+            Ok(()) => format!("Bearer sealed.{}", hex(&nonce)),
+            Err(_) => "sealed\n".to_owned(),
+        };
+        Self {
+            origin,
+            seal,
+            token: None,
+            permits: 0,
+            connect_timeout: limits.connect_timeout,
+            io_timeout: limits.io_timeout,
+            denials: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// The placeholder the component puts in `Authorization`.
+    pub fn seal(&self) -> &str {
+        &self.seal
+    }
+
+    /// The origin requests may go to.
+    pub fn origin(&self) -> &ApiOrigin {
+        &self.origin
+    }
+
+    /// Stores the token the seal stands for.
+    pub fn set_token(&mut self, token: Secret) {
+        self.token = Some(token);
+    }
+
+    /// Records a permit granted by the rate limiter.
+    pub fn add_permit(&mut self) {
+        self.permits += 1;
+    }
+
+    /// Why requests were refused, in order.
+    pub fn take_denials(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.denials)
+    }
+
+    /// How many requests were let through.
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    /// Applies the policy to one request, rewriting it in place when it may go.
+    fn admit(&mut self, request: &mut http::Request<WasiBody>) -> Result<(), String> {
+        if !self.origin.admits(request.uri()) {
+            return Err(format!(
+                "{} is outside the allowlist (only {} is allowed)",
+                describe(request.uri()),
+                self.origin
+            ));
+        }
+        let headers = request.headers_mut();
+        let sealed = headers.get_all(AUTHORIZATION).iter().count() == 1
+            && headers.get(AUTHORIZATION).map(HeaderValue::as_bytes) == Some(self.seal.as_bytes());
+        if !sealed {
+            return Err("the request does not carry the sealed credential the host granted \
+                 (an Authorization header of the component's own is never sent)"
+                .into());
+        }
+        let Some(token) = &self.token else {
+            return Err("no credential was granted to this invocation".into());
+        };
+        if self.permits == 0 {
+            return Err("the request is not covered by a rate-limit permit".into());
+        }
+        let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            .map_err(|_| "the tenant's token is not a valid header value".to_string())?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+        self.permits -= 1;
+        self.sent += 1;
+        Ok(())
+    }
+
+    fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
+        let options = options.unwrap_or_default();
+        let clamp = |asked: Option<Duration>, most: Duration| Some(asked.map_or(most, |d| d.min(most)));
+        RequestOptions {
+            connect_timeout: clamp(options.connect_timeout, self.connect_timeout),
+            first_byte_timeout: clamp(options.first_byte_timeout, self.io_timeout),
+            between_bytes_timeout: clamp(options.between_bytes_timeout, self.io_timeout),
+        }
+    }
+}
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> ResponseFuture {
+        if let Err(reason) = self.admit(&mut request) {
+            self.denials.push(reason);
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        let options = self.clamp(options);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// Scheme, host and port of a refused request, without user info or path (which may carry data).
+fn describe(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("?");
+    match uri.authority() {
+        Some(a) => match a.port_u16() {
+            Some(port) => format!("{scheme}://{}:{port}", a.host()),
+            None => format!("{scheme}://{}", a.host()),
+        },
+        None => format!("{scheme}://?"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,117 @@
+//! One API call from start to end: credential, permit, send, interpret, retry.
+//!
+//! Everything here is plain Rust over the [`Host`] trait, so the whole policy runs natively
+//! in unit tests; `wasi.rs` implements [`Host`] on wasi-http and the host's imports.
+
+use crate::bindings::defender::endpoint::credentials::Grant;
+use crate::bindings::defender::endpoint::rate_limit::Permit;
+use crate::bindings::defender::endpoint::types::{ActionError, MachineAction, RateLimitedError};
+use crate::request::{ApiBase, ApiRequest};
+use crate::response::{RawResponse, Verdict, interpret};
+use crate::retry::RetryPolicy;
+
+/// What a call needs from outside the component.
+pub trait Host {
+    /// The host's credentials capability.
+    fn credential(&mut self, refresh: bool) -> Result<Grant, String>;
+    /// The host's rate-limit capability: a permit for one request.
+    fn acquire_permit(&mut self) -> Permit;
+    /// Tells the host the API throttled the tenant.
+    fn throttled(&mut self, retry_after_ms: u64);
+    /// Sends one request and reads its answer (body bounded), or says why there is none.
+    fn send(
+        &mut self,
+        base: &ApiBase,
+        authorization: &str,
+        request: &ApiRequest,
+    ) -> Result<RawResponse, String>;
+    /// A monotonic clock, in milliseconds.
+    fn now_ms(&mut self) -> u64;
+    /// Waits.
+    fn sleep_ms(&mut self, ms: u64);
+    /// Randomness for jitter; it need not be secure.
+    fn random(&mut self) -> u64;
+}
+
+/// Performs `request` until it succeeds, fails for good, or the policy's deadline runs out.
+pub fn perform(
+    host: &mut impl Host,
+    request: &ApiRequest,
+    policy: &RetryPolicy,
+) -> Result<MachineAction, ActionError> {
+    let deadline = host.now_ms().saturating_add(policy.deadline_ms);
+    let (mut base, mut grant) = credential(host, false)?;
+    let mut refreshed = false;
+    let mut server_errors = 0;
+    loop {
+        wait_for_permit(host, deadline)?;
+        let response = host
+            .send(&base, &grant.authorization, request)
+            .map_err(ActionError::Transport)?;
+        match interpret(&response) {
+            Verdict::Done(action) => return Ok(action),
+            Verdict::Fail(error) => return Err(error),
+            Verdict::Unauthorized(api) => {
+                if refreshed {
+                    return Err(ActionError::Unauthorized(api));
+                }
+                refreshed = true;
+                (base, grant) = credential(host, true)?;
+            }
+            Verdict::Throttled {
+                retry_after_ms,
+                api,
+            } => {
+                host.throttled(retry_after_ms);
+                if !fits(host, deadline, retry_after_ms) {
+                    return Err(ActionError::RateLimited(RateLimitedError {
+                        retry_after_ms,
+                        api: Some(api),
+                    }));
+                }
+                host.sleep_ms(retry_after_ms);
+            }
+            Verdict::ServerError(api) => {
+                server_errors += 1;
+                let wait = policy.backoff_ms(server_errors, host.random());
+                if server_errors > policy.max_server_retries || !fits(host, deadline, wait) {
+                    return Err(ActionError::Upstream(api));
+                }
+                host.sleep_ms(wait);
+            }
+        }
+    }
+}
+
+fn credential(host: &mut impl Host, refresh: bool) -> Result<(ApiBase, Grant), ActionError> {
+    let grant = host
+        .credential(refresh)
+        .map_err(ActionError::Credentials)?;
+    let base = ApiBase::parse(&grant.api_base_url).map_err(ActionError::Credentials)?;
+    Ok((base, grant))
+}
+
+/// Waits for a permit while the deadline allows it.
+fn wait_for_permit(host: &mut impl Host, deadline: u64) -> Result<(), ActionError> {
+    loop {
+        match host.acquire_permit() {
+            Permit::Granted => return Ok(()),
+            Permit::Denied(wait) => {
+                if !fits(host, deadline, wait) {
+                    return Err(ActionError::RateLimited(RateLimitedError {
+                        retry_after_ms: wait,
+                        api: None,
+                    }));
+                }
+                host.sleep_ms(wait.max(1));
+            }
+        }
+    }
+}
+
+fn fits(host: &mut impl Host, deadline: u64, wait_ms: u64) -> bool {
+    host.now_ms().saturating_add(wait_ms) <= deadline
+}
+
+#[cfg(test)]
+mod tests;

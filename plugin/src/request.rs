@@ -1,0 +1,137 @@
+//! The exact HTTP requests the component sends, built from validated input.
+
+use crate::validate::{Comment, MachineId, Sha1};
+use serde::Serialize;
+
+/// The HTTP methods the actions use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `POST`
+    Post,
+}
+
+/// Whether the API is reached over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `http`: only loopback simulators, which the host allows explicitly.
+    Http,
+    /// `https`: every real cloud.
+    Https,
+}
+
+/// The tenant's API base URL, split the way wasi-http wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiBase {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Host and optional port.
+    pub authority: String,
+    /// A path prefix without a trailing slash; empty for the real clouds.
+    pub prefix: String,
+}
+
+impl ApiBase {
+    /// Parses the base URL the host granted, e.g. `https://api.security.microsoft.com`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (Scheme::Https, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (Scheme::Http, rest)
+        } else {
+            return Err("the host granted an API base URL that is not http(s)".into());
+        };
+        let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let bad = |c: char| c.is_whitespace() || "@?#".contains(c);
+        if authority.is_empty() || authority.contains(bad) || prefix.contains(bad) {
+            return Err("the host granted a malformed API base URL".into());
+        }
+        Ok(Self {
+            scheme,
+            authority: authority.to_owned(),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// One request, ready for the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// The method.
+    pub method: Method,
+    /// Path (with any query) below the API base, starting with `/api/`.
+    pub path: String,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+/// The body of `StopAndQuarantineFile`. Member names are case-sensitive on the API's side.
+#[derive(Serialize)]
+struct StopAndQuarantineBody<'a> {
+    #[serde(rename = "Comment")]
+    comment: &'a str,
+    #[serde(rename = "Sha1")]
+    sha1: &'a str,
+}
+
+/// `POST /api/machines/{id}/StopAndQuarantineFile` with `{"Comment": ..., "Sha1": ...}`.
+pub fn stop_and_quarantine(machine: &MachineId, sha1: &Sha1, comment: &Comment) -> ApiRequest {
+    let body = StopAndQuarantineBody {
+        comment: comment.as_str(),
+        sha1: sha1.as_str(),
+    };
+    ApiRequest {
+        method: Method::Post,
+        path: format!("/api/machines/{}/StopAndQuarantineFile", machine.as_str()),
+        // Serialising two strings into a Vec cannot fail.
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_documented_request() {
+        let request = stop_and_quarantine(
+            &MachineId::parse("1E5BC9D7E413DDD7902C2932E418702B84D0CC07").unwrap(),
+            &Sha1::parse("87662bc3d60e4200ceaf7aae249d1c343f4b83c9").unwrap(),
+            &Comment::parse("quarantine \"it\"\n").unwrap(),
+        );
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(
+            request.path,
+            "/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/StopAndQuarantineFile"
+        );
+        assert_eq!(
+            String::from_utf8(request.body).unwrap(),
+            r#"{"Comment":"quarantine \"it\"\n","Sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9"}"#
+        );
+    }
+
+    #[test]
+    fn parses_base_urls() {
+        let base = ApiBase::parse("https://api.security.microsoft.com").unwrap();
+        assert_eq!(base.scheme, Scheme::Https);
+        assert_eq!(base.authority, "api.security.microsoft.com");
+        assert_eq!(base.prefix, "");
+        let base = ApiBase::parse("http://127.0.0.1:8080/prefix/").unwrap();
+        assert_eq!(base.scheme, Scheme::Http);
+        assert_eq!(base.authority, "127.0.0.1:8080");
+        assert_eq!(base.prefix, "/prefix");
+    }
+
+    #[test]
+    fn refuses_odd_base_urls() {
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://user@host",
+            "https://host?q",
+            "https://ho st",
+            "api.security.microsoft.com",
+        ] {
+            assert!(ApiBase::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

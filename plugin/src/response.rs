@@ -1,0 +1,273 @@
+//! What an answer from the API means, following the error table of the API contract.
+
+use crate::bindings::defender::endpoint::types::{
+    ActionError, ApiError, ForbiddenError, MachineAction,
+};
+use crate::machine_action;
+use serde_json::Value;
+
+/// The most of a response body the component reads; the rest is discarded unread.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long to wait on a 429 that came without a usable `Retry-After`.
+pub const DEFAULT_RETRY_AFTER_MS: u64 = 60_000;
+
+/// The application permissions this action needs, for the 403 error.
+pub const REQUIRED_PERMISSIONS: &str = "Machine.StopAndQuarantine, and Machine.Read.All or \
+    Machine.ReadWrite.All (application permissions; a delegated caller also needs the \
+    'Active remediation actions' role and access to the device's group)";
+
+/// An answer as the transport received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The body, at most [`MAX_BODY_BYTES`].
+    pub body: Vec<u8>,
+    /// Whether the body was longer than [`MAX_BODY_BYTES`] and cut.
+    pub truncated: bool,
+}
+
+/// What to do with an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The action, as created (or returned) by the API.
+    Done(MachineAction),
+    /// A final failure: never retried.
+    Fail(ActionError),
+    /// 401: worth one more try with a fresh credential.
+    Unauthorized(ApiError),
+    /// 429: wait this long, then try again.
+    Throttled { retry_after_ms: u64, api: ApiError },
+    /// 500, 502, 503, 504: try again after a backoff.
+    ServerError(ApiError),
+}
+
+/// Interprets one answer.
+pub fn interpret(response: &RawResponse) -> Verdict {
+    let status = response.status;
+    if status == 200 || status == 201 {
+        return match machine_action(response) {
+            Ok(action) => Verdict::Done(action),
+            Err(why) => Verdict::Fail(ActionError::Upstream(ApiError {
+                status,
+                code: None,
+                message: Some(format!(
+                    "the API answered {status} but {why}; the action may have been created"
+                )),
+                target: None,
+            })),
+        };
+    }
+    let api = api_error(response);
+    match status {
+        400 if api.code.as_deref() == Some("ActiveRequestAlreadyExists") => {
+            Verdict::Fail(ActionError::AlreadyPending(api))
+        }
+        401 => Verdict::Unauthorized(api),
+        403 => Verdict::Fail(ActionError::Forbidden(ForbiddenError {
+            required_permissions: REQUIRED_PERMISSIONS.into(),
+            api,
+        })),
+        404 => Verdict::Fail(ActionError::NotFound(api)),
+        429 => Verdict::Throttled {
+            retry_after_ms: retry_after_ms(response.retry_after.as_deref()),
+            api,
+        },
+        500 | 502 | 503 | 504 => Verdict::ServerError(api),
+        _ => Verdict::Fail(ActionError::Upstream(api)),
+    }
+}
+
+fn machine_action(response: &RawResponse) -> Result<MachineAction, String> {
+    if response.truncated {
+        return Err(format!("its body exceeds {MAX_BODY_BYTES} bytes"));
+    }
+    machine_action::parse(&response.body)
+}
+
+/// Reads `{"error": {"code", "message", "target"}}`; any other body is described instead.
+pub fn api_error(response: &RawResponse) -> ApiError {
+    let mut api = ApiError {
+        status: response.status,
+        code: None,
+        message: None,
+        target: None,
+    };
+    let error = serde_json::from_slice::<Value>(&response.body)
+        .ok()
+        .and_then(|body| body.get("error").cloned());
+    if let Some(error) = error.as_ref().and_then(Value::as_object) {
+        let text = |key: &str| error.get(key).and_then(Value::as_str).map(str::to_owned);
+        api.code = text("code");
+        api.message = text("message");
+        api.target = text("target");
+    } else if response.truncated {
+        api.message = Some(format!("the error body exceeds {MAX_BODY_BYTES} bytes"));
+    } else if !response.body.is_empty() {
+        api.message = Some(format!(
+            "the error body is not the API's error object: {}",
+            excerpt(&response.body)
+        ));
+    }
+    api
+}
+
+/// `Retry-After` in seconds (the API's form); an HTTP date or garbage gets the default.
+pub fn retry_after_ms(header: Option<&str>) -> u64 {
+    header
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_RETRY_AFTER_MS, |secs| secs.saturating_mul(1000))
+}
+
+/// The first 200 characters of a body, printable only.
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status,
+            retry_after: None,
+            body: body.as_bytes().to_vec(),
+            truncated: false,
+        }
+    }
+
+    fn error_body(code: &str) -> String {
+        format!(r#"{{"error":{{"code":"{code}","message":"m {code}","target":"t-1"}}}}"#)
+    }
+
+    #[test]
+    fn created_is_the_action() {
+        match interpret(&answer(201, r#"{"id":"x","status":"Pending"}"#)) {
+            Verdict::Done(action) => assert_eq!(action.id, "x"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn created_with_garbage_says_the_action_may_exist() {
+        let Verdict::Fail(ActionError::Upstream(api)) = interpret(&answer(201, "oops")) else {
+            panic!("expected upstream");
+        };
+        assert_eq!(api.status, 201);
+        assert!(api.message.unwrap().contains("may have been created"));
+    }
+
+    #[test]
+    fn oversized_success_is_refused() {
+        let mut response = answer(201, r#"{"id":"x"}"#);
+        response.truncated = true;
+        assert!(matches!(
+            interpret(&response),
+            Verdict::Fail(ActionError::Upstream(_))
+        ));
+    }
+
+    #[test]
+    fn every_final_400_is_upstream_with_code_message_and_target() {
+        for code in [
+            "InvalidInput",
+            "InvalidRequestBody",
+            "InvalidHashValue",
+            "MissingRequiredParameter",
+            "BadRequest",
+            "ODataError",
+            "OsPlatformNotSupported",
+            "ClientVersionNotSupported",
+        ] {
+            let Verdict::Fail(ActionError::Upstream(api)) =
+                interpret(&answer(400, &error_body(code)))
+            else {
+                panic!("{code}");
+            };
+            assert_eq!(api.code.as_deref(), Some(code));
+            assert_eq!(api.message, Some(format!("m {code}")));
+            assert_eq!(api.target.as_deref(), Some("t-1"));
+        }
+    }
+
+    #[test]
+    fn already_pending_is_its_own_error() {
+        let verdict = interpret(&answer(400, &error_body("ActiveRequestAlreadyExists")));
+        assert!(matches!(
+            verdict,
+            Verdict::Fail(ActionError::AlreadyPending(_))
+        ));
+    }
+
+    #[test]
+    fn forbidden_names_the_permissions() {
+        let Verdict::Fail(ActionError::Forbidden(f)) =
+            interpret(&answer(403, &error_body("Forbidden")))
+        else {
+            panic!("expected forbidden");
+        };
+        assert!(f.required_permissions.contains("Machine.StopAndQuarantine"));
+        assert!(f.required_permissions.contains("Machine.ReadWrite.All"));
+        assert_eq!(f.api.code.as_deref(), Some("Forbidden"));
+    }
+
+    #[test]
+    fn statuses_map_to_their_verdicts() {
+        assert!(matches!(
+            interpret(&answer(401, &error_body("Unauthorized"))),
+            Verdict::Unauthorized(_)
+        ));
+        assert!(matches!(
+            interpret(&answer(404, &error_body("ResourceNotFound"))),
+            Verdict::Fail(ActionError::NotFound(_))
+        ));
+        for status in [500, 502, 503, 504] {
+            assert!(matches!(
+                interpret(&answer(status, "")),
+                Verdict::ServerError(_)
+            ));
+        }
+        for status in [405, 409, 501, 505] {
+            assert!(matches!(
+                interpret(&answer(status, "")),
+                Verdict::Fail(ActionError::Upstream(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn throttling_reads_retry_after() {
+        let mut response = answer(429, &error_body("TooManyRequests"));
+        response.retry_after = Some("7".into());
+        assert!(matches!(
+            interpret(&response),
+            Verdict::Throttled { retry_after_ms: 7000, .. }
+        ));
+        assert_eq!(retry_after_ms(None), DEFAULT_RETRY_AFTER_MS);
+        assert_eq!(
+            retry_after_ms(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            DEFAULT_RETRY_AFTER_MS
+        );
+    }
+
+    #[test]
+    fn non_json_error_bodies_are_described() {
+        let api = api_error(&answer(502, "<html>\nBad gateway</html>"));
+        assert_eq!(api.code, None);
+        assert_eq!(
+            api.message.as_deref(),
+            Some("the error body is not the API's error object: <html> Bad gateway</html>")
+        );
+        let mut big = answer(500, "{");
+        big.truncated = true;
+        assert!(api_error(&big).message.unwrap().contains("exceeds"));
+    }
+}
