@@ -11,7 +11,8 @@ use thiserror::Error;
 pub struct CredentialError(pub String);
 
 /// A boxed future returned by [`TokenSource::token`].
-pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Secret, CredentialError>> + Send + 'a>>;
+pub type TokenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Secret, CredentialError>> + Send + 'a>>;
 
 /// A supplier of bearer tokens for one tenant.
 pub trait TokenSource: Send + Sync {

@@ -2,9 +2,9 @@
 
 use crate::bindings::defender::endpoint::{credentials, rate_limit};
 use crate::limits::Limits;
+use crate::meter::{CpuMeter, MemoryQuota};
 use crate::outbound::Outbound;
 use crate::tenant::Tenant;
-use crate::meter::{CpuMeter, MemoryQuota};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};

@@ -6,10 +6,11 @@
 //! [`simulator`] serves a faithful stand-in for the API on 127.0.0.1.
 
 mod bindings;
+pub mod cli;
 pub mod credentials;
 mod invocation;
-mod meter;
 pub mod limits;
+mod meter;
 pub mod origin;
 pub mod outbound;
 pub mod rate_limit;

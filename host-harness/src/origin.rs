@@ -11,7 +11,9 @@ pub enum OriginError {
     #[error("`{0}` is not an absolute http(s) URL")]
     Malformed(String),
     /// Plain http to something other than a loopback address.
-    #[error("`{0}` uses plain http; only https is allowed, except to 127.0.0.1, [::1] or localhost")]
+    #[error(
+        "`{0}` uses plain http; only https is allowed, except to 127.0.0.1, [::1] or localhost"
+    )]
     InsecureScheme(String),
 }
 
@@ -97,11 +99,17 @@ mod tests {
     fn accepts_https_and_loopback_http() {
         let origin = ApiOrigin::parse("https://api.security.microsoft.com/").unwrap();
         assert_eq!(origin.base_url(), "https://api.security.microsoft.com");
-        for url in ["http://127.0.0.1:9", "http://localhost:80", "http://[::1]:7"] {
+        for url in [
+            "http://127.0.0.1:9",
+            "http://localhost:80",
+            "http://[::1]:7",
+        ] {
             assert!(ApiOrigin::parse(url).is_ok(), "{url}");
         }
         assert_eq!(
-            ApiOrigin::parse("http://127.0.0.1:8080").unwrap().base_url(),
+            ApiOrigin::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .base_url(),
             "http://127.0.0.1:8080"
         );
     }

@@ -101,9 +101,11 @@ impl Outbound {
         let sealed = headers.get_all(AUTHORIZATION).iter().count() == 1
             && headers.get(AUTHORIZATION).map(HeaderValue::as_bytes) == Some(self.seal.as_bytes());
         if !sealed {
-            return Err("the request does not carry the sealed credential the host granted \
+            return Err(
+                "the request does not carry the sealed credential the host granted \
                  (an Authorization header of the component's own is never sent)"
-                .into());
+                    .into(),
+            );
         }
         let Some(token) = &self.token else {
             return Err("no credential was granted to this invocation".into());
@@ -122,7 +124,8 @@ impl Outbound {
 
     fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
         let options = options.unwrap_or_default();
-        let clamp = |asked: Option<Duration>, most: Duration| Some(asked.map_or(most, |d| d.min(most)));
+        let clamp =
+            |asked: Option<Duration>, most: Duration| Some(asked.map_or(most, |d| d.min(most)));
         RequestOptions {
             connect_timeout: clamp(options.connect_timeout, self.connect_timeout),
             first_byte_timeout: clamp(options.first_byte_timeout, self.io_timeout),

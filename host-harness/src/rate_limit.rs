@@ -83,11 +83,7 @@ impl RateLimiter {
     pub fn try_acquire(&self) -> Result<(), Duration> {
         let now = self.clock.now();
         let mut windows = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        while windows
-            .granted
-            .front()
-            .is_some_and(|&t| t + HOUR <= now)
-        {
+        while windows.granted.front().is_some_and(|&t| t + HOUR <= now) {
             windows.granted.pop_front();
         }
         if windows.paused_until > now {
@@ -120,9 +116,10 @@ impl RateLimiter {
     }
 }
 
-/// Time until the permit at `index` leaves a window of `span`; never zero, so callers sleep.
+/// Time until the permit at `index` leaves a window of `span` (a whole span for a zero budget);
+/// never zero, so callers sleep.
 fn wait_for(granted: &VecDeque<Duration>, index: usize, span: Duration, now: Duration) -> Duration {
-    let frees_at = granted.get(index).map_or(now, |&t| t + span);
+    let frees_at = granted.get(index).map_or(now + span, |&t| t + span);
     frees_at.saturating_sub(now).max(Duration::from_millis(1))
 }
 
@@ -191,6 +188,14 @@ mod tests {
         assert_eq!(limiter.try_acquire(), Err(Duration::from_secs(5)));
         clock.advance(Duration::from_secs(5));
         limiter.try_acquire().unwrap();
+    }
+
+    #[test]
+    fn a_zero_budget_waits_a_whole_window() {
+        let (per_minute, _clock) = limiter(0, 10);
+        assert_eq!(per_minute.try_acquire(), Err(MINUTE));
+        let (per_hour, _clock) = limiter(10, 0);
+        assert_eq!(per_hour.try_acquire(), Err(HOUR));
     }
 
     #[test]

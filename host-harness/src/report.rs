@@ -24,10 +24,19 @@ pub fn action_json(action: &MachineAction) -> Value {
     put("requestorComment", json!(action.requestor_comment));
     put("requestSource", json!(action.request_source));
     put("creationDateTimeUtc", json!(action.creation_date_time_utc));
-    put("lastUpdateDateTimeUtc", json!(action.last_update_date_time_utc));
-    put("cancellationRequestor", json!(action.cancellation_requestor));
+    put(
+        "lastUpdateDateTimeUtc",
+        json!(action.last_update_date_time_utc),
+    );
+    put(
+        "cancellationRequestor",
+        json!(action.cancellation_requestor),
+    );
     put("cancellationComment", json!(action.cancellation_comment));
-    put("cancellationDateTimeUtc", json!(action.cancellation_date_time_utc));
+    put(
+        "cancellationDateTimeUtc",
+        json!(action.cancellation_date_time_utc),
+    );
     put("relatedFileInfo", json!(file));
     Value::Object(members)
 }
@@ -57,10 +66,16 @@ pub fn error_line(error: &ActionError) -> String {
         ),
         ActionError::NotFound(api) => format!("not found: {}", api_text(api)),
         ActionError::AlreadyPending(api) => {
-            format!("already pending: an action for this device is in progress: {}", api_text(api))
+            format!(
+                "already pending: an action for this device is in progress: {}",
+                api_text(api)
+            )
         }
         ActionError::RateLimited(r) => {
-            let api = r.api.as_ref().map_or("by the host's rate budget".into(), api_text);
+            let api = r
+                .api
+                .as_ref()
+                .map_or("by the host's rate budget".into(), api_text);
             format!("rate limited, retry after {} ms: {api}", r.retry_after_ms)
         }
         ActionError::Upstream(api) => format!("API error: {}", api_text(api)),

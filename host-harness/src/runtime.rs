@@ -100,9 +100,11 @@ impl Runtime {
         let result = match tokio::time::timeout(self.limits.wall_clock, call).await {
             Ok(Ok(result)) => result,
             Ok(Err(error)) => return Err(classify(error)),
-            Err(_) => return Err(RuntimeError::Limit(LimitExceeded::WallClock(
-                self.limits.wall_clock,
-            ))),
+            Err(_) => {
+                return Err(RuntimeError::Limit(LimitExceeded::WallClock(
+                    self.limits.wall_clock,
+                )));
+            }
         };
         let outbound = &mut store.data_mut().outbound;
         Ok(Outcome {

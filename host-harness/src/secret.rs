@@ -38,7 +38,10 @@ mod tests {
     #[test]
     fn never_formats_its_value() {
         let secret = Secret::new("eyJ-token");
-        assert_eq!(format!("{secret} {secret:?}"), "[redacted] Secret([redacted])");
+        assert_eq!(
+            format!("{secret} {secret:?}"),
+            "[redacted] Secret([redacted])"
+        );
         assert_eq!(secret.expose(), "eyJ-token");
     }
 }

@@ -49,7 +49,7 @@ pub fn perform(
             .send(&base, &grant.authorization, request)
             .map_err(ActionError::Transport)?;
         match interpret(&response) {
-            Verdict::Done(action) => return Ok(action),
+            Verdict::Done(action) => return Ok(*action),
             Verdict::Fail(error) => return Err(error),
             Verdict::Unauthorized(api) => {
                 if refreshed {
@@ -84,9 +84,7 @@ pub fn perform(
 }
 
 fn credential(host: &mut impl Host, refresh: bool) -> Result<(ApiBase, Grant), ActionError> {
-    let grant = host
-        .credential(refresh)
-        .map_err(ActionError::Credentials)?;
+    let grant = host.credential(refresh).map_err(ActionError::Credentials)?;
     let base = ApiBase::parse(&grant.api_base_url).map_err(ActionError::Credentials)?;
     Ok((base, grant))
 }

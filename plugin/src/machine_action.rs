@@ -89,7 +89,10 @@ mod tests {
             Some("2018-12-04T12:15:04.3825985Z")
         );
         let file = action.related_file_info.unwrap();
-        assert_eq!(file.file_identifier, "87662bc3d60e4200ceaf7aae249d1c343f4b83c9");
+        assert_eq!(
+            file.file_identifier,
+            "87662bc3d60e4200ceaf7aae249d1c343f4b83c9"
+        );
         assert_eq!(file.file_identifier_type.as_deref(), Some("Sha1"));
     }
 
@@ -134,7 +137,15 @@ mod tests {
     fn refuses_bodies_without_an_id() {
         assert!(parse(b"<html>").unwrap_err().contains("not JSON"));
         assert!(parse(b"[1]").unwrap_err().contains("not a JSON object"));
-        assert!(parse(br#"{"id":""}"#).unwrap_err().contains("no action `id`"));
-        assert!(parse(br#"{"id":5}"#).unwrap_err().contains("no action `id`"));
+        assert!(
+            parse(br#"{"id":""}"#)
+                .unwrap_err()
+                .contains("no action `id`")
+        );
+        assert!(
+            parse(br#"{"id":5}"#)
+                .unwrap_err()
+                .contains("no action `id`")
+        );
     }
 }

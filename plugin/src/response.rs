@@ -34,7 +34,7 @@ pub struct RawResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// The action, as created (or returned) by the API.
-    Done(MachineAction),
+    Done(Box<MachineAction>),
     /// A final failure: never retried.
     Fail(ActionError),
     /// 401: worth one more try with a fresh credential.
@@ -50,7 +50,7 @@ pub fn interpret(response: &RawResponse) -> Verdict {
     let status = response.status;
     if status == 200 || status == 201 {
         return match machine_action(response) {
-            Ok(action) => Verdict::Done(action),
+            Ok(action) => Verdict::Done(Box::new(action)),
             Err(why) => Verdict::Fail(ActionError::Upstream(ApiError {
                 status,
                 code: None,
@@ -249,7 +249,10 @@ mod tests {
         response.retry_after = Some("7".into());
         assert!(matches!(
             interpret(&response),
-            Verdict::Throttled { retry_after_ms: 7000, .. }
+            Verdict::Throttled {
+                retry_after_ms: 7000,
+                ..
+            }
         ));
         assert_eq!(retry_after_ms(None), DEFAULT_RETRY_AFTER_MS);
         assert_eq!(

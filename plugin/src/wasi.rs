@@ -75,8 +75,12 @@ fn send(base: &ApiBase, authorization: &str, request: &ApiRequest) -> Result<Raw
     };
     let path = format!("{}{}", base.prefix, request.path);
     let refused = |what: &str| format!("the request's {what} was refused");
-    outgoing.set_method(&method).map_err(|()| refused("method"))?;
-    outgoing.set_scheme(Some(&scheme)).map_err(|()| refused("scheme"))?;
+    outgoing
+        .set_method(&method)
+        .map_err(|()| refused("method"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|()| refused("scheme"))?;
     outgoing
         .set_authority(Some(&base.authority))
         .map_err(|()| refused("authority"))?;
@@ -90,12 +94,12 @@ fn send(base: &ApiBase, authorization: &str, request: &ApiRequest) -> Result<Raw
     let written = write_body(&body, &request.body);
     let finished = OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"));
 
-    let future = outgoing_handler::handle(outgoing, Some(options()?))
-        .map_err(|e| format!("the request could not be sent: {e:?}"))?;
+    let future =
+        outgoing_handler::handle(outgoing, Some(options()?)).map_err(|code| describe(&code))?;
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(format!("the request failed: {code:?}")),
+        Some(Ok(Err(code))) => return Err(describe(&code)),
         Some(Err(())) | None => return Err("the response was lost".into()),
     };
     written?;
@@ -171,6 +175,21 @@ fn read_body(response: &http::IncomingResponse) -> Result<(Vec<u8>, bool), Strin
         }
     }
     Ok((bytes, false))
+}
+
+/// A wasi-http error code in words; the host's refusal is spelled as WASI spells it, since
+/// that is what an integrator will search for.
+fn describe(code: &http::ErrorCode) -> String {
+    match code {
+        http::ErrorCode::HttpRequestDenied => {
+            "HTTP-request-denied: the host's outbound policy refused the request".into()
+        }
+        other => {
+            let name = format!("{other:?}");
+            let name = name.strip_prefix("ErrorCode::").unwrap_or(&name).to_owned();
+            format!("the request failed: {name}")
+        }
+    }
 }
 
 fn stream_error(doing: &str, error: StreamError) -> String {

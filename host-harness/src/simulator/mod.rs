@@ -132,11 +132,21 @@ async fn answer(
     };
     let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
-        Err(_) => return Ok(reply::api_error(413, "RequestEntityTooLarge", "Body too large")),
+        Err(_) => {
+            return Ok(reply::api_error(
+                413,
+                "RequestEntityTooLarge",
+                "Body too large",
+            ));
+        }
     };
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
-        path: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
         authorization: header(header::AUTHORIZATION),
         content_type: header(header::CONTENT_TYPE),
         body,
@@ -144,10 +154,18 @@ async fn answer(
     lock(&shared.requests).push(recorded.clone());
 
     let Some(machine_id) = action_target(&recorded.path) else {
-        return Ok(reply::api_error(404, "ResourceNotFound", "Resource not found"));
+        return Ok(reply::api_error(
+            404,
+            "ResourceNotFound",
+            "Resource not found",
+        ));
     };
     if parts.method != Method::POST {
-        return Ok(reply::api_error(405, "MethodNotAllowed", "Method not allowed"));
+        return Ok(reply::api_error(
+            405,
+            "MethodNotAllowed",
+            "Method not allowed",
+        ));
     }
     let mut next = lock(&shared.script).pop_front().unwrap_or(Reply::Create);
     loop {
@@ -207,30 +225,59 @@ fn create(shared: &Shared, machine_id: &str, request: &RecordedRequest) -> Respo
         (Some(accepted), Some(token)) => accepted.expose() == token,
     };
     if !authorized {
-        return reply::api_error(401, "Unauthorized", "Authorization has been denied for this request.");
+        return reply::api_error(
+            401,
+            "Unauthorized",
+            "Authorization has been denied for this request.",
+        );
     }
-    let json = request
-        .content_type
-        .as_deref()
-        .is_some_and(|ct| ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    let json = request.content_type.as_deref().is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
     if !json {
-        return reply::api_error(415, "UnsupportedMediaType", "Content-Type must be application/json");
+        return reply::api_error(
+            415,
+            "UnsupportedMediaType",
+            "Content-Type must be application/json",
+        );
     }
     if !is_hex40(machine_id) {
-        return reply::api_error(404, "ResourceNotFound", &format!("Machine {machine_id} was not found"));
+        return reply::api_error(
+            404,
+            "ResourceNotFound",
+            &format!("Machine {machine_id} was not found"),
+        );
     }
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
-        return reply::api_error(400, "InvalidRequestBody", "Request body is not a JSON object");
+        return reply::api_error(
+            400,
+            "InvalidRequestBody",
+            "Request body is not a JSON object",
+        );
     };
     let member = |name: &str| body.get(name).and_then(Value::as_str);
     let (Some(comment), Some(sha1)) = (member("Comment"), member("Sha1")) else {
-        return reply::api_error(400, "MissingRequiredParameter", "Comment and Sha1 are required");
+        return reply::api_error(
+            400,
+            "MissingRequiredParameter",
+            "Comment and Sha1 are required",
+        );
     };
     if body.len() != 2 {
-        return reply::api_error(400, "InvalidRequestBody", "Unexpected members in request body");
+        return reply::api_error(
+            400,
+            "InvalidRequestBody",
+            "Unexpected members in request body",
+        );
     }
     if !is_hex40(sha1) {
-        return reply::api_error(400, "InvalidHashValue", &format!("Hash value {sha1} is not a valid SHA-1"));
+        return reply::api_error(
+            400,
+            "InvalidHashValue",
+            &format!("Hash value {sha1} is not a valid SHA-1"),
+        );
     }
     if comment.trim().is_empty() {
         return reply::api_error(400, "InvalidInput", "Comment must not be empty");

@@ -29,10 +29,18 @@ impl Host for Script {
     fn throttled(&mut self, retry_after_ms: u64) {
         self.throttled.push(retry_after_ms);
     }
-    fn send(&mut self, base: &ApiBase, auth: &str, request: &ApiRequest) -> Result<RawResponse, String> {
+    fn send(
+        &mut self,
+        base: &ApiBase,
+        auth: &str,
+        request: &ApiRequest,
+    ) -> Result<RawResponse, String> {
         assert_eq!(request.method, Method::Post);
-        self.sent.push(format!("{}{} {auth}", base.authority, request.path));
-        self.answers.pop_front().expect("an unscripted request was sent")
+        self.sent
+            .push(format!("{}{} {auth}", base.authority, request.path));
+        self.answers
+            .pop_front()
+            .expect("an unscripted request was sent")
     }
     fn now_ms(&mut self) -> u64 {
         self.now
@@ -58,7 +66,10 @@ fn answer(status: u16, body: &str) -> Result<RawResponse, String> {
 fn throttle(secs: &str) -> Result<RawResponse, String> {
     Ok(RawResponse {
         retry_after: Some(secs.into()),
-        ..answer(429, r#"{"error":{"code":"TooManyRequests","message":"slow","target":"t"}}"#)?
+        ..answer(
+            429,
+            r#"{"error":{"code":"TooManyRequests","message":"slow","target":"t"}}"#,
+        )?
     })
 }
 
@@ -81,7 +92,10 @@ fn success_sends_once_with_the_granted_credential() {
     };
     let action = run(&mut script).unwrap();
     assert_eq!(action.status, ActionStatus::Pending);
-    assert_eq!(script.sent, ["api.security.microsoft.com/api/x Bearer sealed-1"]);
+    assert_eq!(
+        script.sent,
+        ["api.security.microsoft.com/api/x Bearer sealed-1"]
+    );
     assert_eq!(script.refreshes, [false]);
 }
 
@@ -126,14 +140,23 @@ fn throttling_waits_retry_after_and_tells_the_host() {
 #[test]
 fn throttling_past_the_deadline_reports_the_api_answer() {
     let mut script = Script {
-        answers: [throttle("30"), throttle("30"), throttle("30"), throttle("30")].into(),
+        answers: [
+            throttle("30"),
+            throttle("30"),
+            throttle("30"),
+            throttle("30"),
+        ]
+        .into(),
         ..Default::default()
     };
     let Err(ActionError::RateLimited(limited)) = run(&mut script) else {
         panic!("expected rate limited");
     };
     assert_eq!(limited.retry_after_ms, 30_000);
-    assert_eq!(limited.api.unwrap().code.as_deref(), Some("TooManyRequests"));
+    assert_eq!(
+        limited.api.unwrap().code.as_deref(),
+        Some("TooManyRequests")
+    );
     assert_eq!(script.sent.len(), 4);
     assert!(script.now <= 90_000);
 }

@@ -1,0 +1,227 @@
+//! The `host-harness` command line, run in-process on the real component: exit codes, what goes
+//! to stdout and stderr, and that the token appears in neither.
+
+use host_harness::cli::{Console, run};
+use host_harness::simulator::{Reply, Simulator};
+use integration_tests::{COMMENT, MACHINE, SHA1, TOKEN, simulator};
+use std::process::ExitCode;
+use std::sync::Once;
+
+/// The variable the tests name with `--token-env`.
+const TOKEN_ENV: &str = "INTEGRATION_TESTS_MDE_TOKEN";
+
+/// Sets the token variable once, before any test of this binary reads the environment.
+fn token_env() -> &'static str {
+    static SET: Once = Once::new();
+    // SAFETY: every test calls this first, and `Once` makes the others wait until the single
+    // write is done, so no thread reads the environment while it is being written.
+    SET.call_once(|| unsafe { std::env::set_var(TOKEN_ENV, TOKEN) });
+    TOKEN_ENV
+}
+
+struct Run {
+    code: ExitCode,
+    out: String,
+    err: String,
+}
+
+async fn cli(args: &[&str]) -> Run {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut console = Console {
+        out: &mut out,
+        err: &mut err,
+    };
+    let argv = std::iter::once("host-harness")
+        .chain(args.iter().copied())
+        .map(Into::into);
+    let code = run(argv, &mut console).await;
+    let run = Run {
+        code,
+        out: String::from_utf8(out).unwrap(),
+        err: String::from_utf8(err).unwrap(),
+    };
+    assert!(
+        !run.out.contains(TOKEN) && !run.err.contains(TOKEN),
+        "the token leaked"
+    );
+    run
+}
+
+async fn quarantine(simulator: &Simulator, machine: &str, sha1: &str, comment: &str) -> Run {
+    let url = simulator.base_url();
+    cli(&[
+        "stop-and-quarantine",
+        "--machine-id",
+        machine,
+        "--sha1",
+        sha1,
+        "--comment",
+        comment,
+        "--api-url",
+        &url,
+        "--token-env",
+        token_env(),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn demo_prints_the_action_with_the_apis_member_names() {
+    let run = cli(&["demo"]).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(action["type"], "StopAndQuarantineFile");
+    assert_eq!(action["status"], "Pending");
+    assert_eq!(action["machineId"], MACHINE);
+    assert_eq!(action["requestorComment"], COMMENT);
+    assert_eq!(action["relatedFileInfo"]["fileIdentifier"], SHA1);
+    assert_eq!(action["relatedFileInfo"]["fileIdentifierType"], "Sha1");
+    assert!(action["id"].as_str().is_some_and(|id| id.len() == 36));
+    assert!(action["creationDateTimeUtc"].is_string());
+    assert!(run.err.contains("StopAndQuarantineFile"));
+}
+
+#[tokio::test]
+async fn success_prints_the_machine_action() {
+    let simulator = simulator().await;
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(action["machineId"], MACHINE);
+    assert_eq!(
+        simulator.requests()[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn invalid_input_exits_2_with_one_line_naming_the_field() {
+    let simulator = simulator().await;
+    for (machine, sha1, comment, field) in [
+        ("nope", SHA1, COMMENT, "machine-id"),
+        (MACHINE, "d41d8cd98f00b204e9800998ecf8427e", COMMENT, "sha1"),
+        (MACHINE, SHA1, "  ", "comment"),
+    ] {
+        let run = quarantine(&simulator, machine, sha1, comment).await;
+        assert_eq!(run.code, ExitCode::from(2));
+        assert_eq!(run.err.lines().count(), 1, "{}", run.err);
+        assert!(run.err.contains(field), "{}", run.err);
+        assert!(run.out.is_empty());
+    }
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_insecure_api_url_exits_2() {
+    let run = cli(&[
+        "stop-and-quarantine",
+        "--machine-id",
+        MACHINE,
+        "--sha1",
+        SHA1,
+        "--comment",
+        COMMENT,
+        "--api-url",
+        "http://api.security.microsoft.com",
+    ])
+    .await;
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("--api-url"), "{}", run.err);
+}
+
+#[tokio::test]
+async fn an_api_error_exits_1_naming_status_code_message_and_target() {
+    let simulator = simulator().await;
+    simulator.script([Reply::error(404, "ResourceNotFound")]);
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(run.out.is_empty());
+    let line = run.err.trim();
+    assert!(line.contains("HTTP 404"), "{line}");
+    assert!(line.contains("code ResourceNotFound"), "{line}");
+    assert!(line.contains("Simulated ResourceNotFound"), "{line}");
+    assert!(line.contains("target "), "{line}");
+}
+
+#[tokio::test]
+async fn a_rejected_token_does_not_leak_into_the_output() {
+    let simulator = Simulator::start(0, Some(host_harness::secret::Secret::new("another")))
+        .await
+        .unwrap();
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(run.err.contains("unauthorized: HTTP 401"), "{}", run.err);
+    assert_eq!(simulator.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_missing_token_is_a_credentials_error() {
+    let simulator = simulator().await;
+    let url = simulator.base_url();
+    let run = cli(&[
+        "stop-and-quarantine",
+        "--machine-id",
+        MACHINE,
+        "--sha1",
+        SHA1,
+        "--comment",
+        COMMENT,
+        "--api-url",
+        &url,
+        "--token-env",
+        "INTEGRATION_TESTS_UNSET_VARIABLE",
+    ])
+    .await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(
+        run.err.contains("INTEGRATION_TESTS_UNSET_VARIABLE"),
+        "{}",
+        run.err
+    );
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn another_component_can_be_run() {
+    let simulator = simulator().await;
+    let missing = cli(&[
+        "stop-and-quarantine",
+        "--machine-id",
+        MACHINE,
+        "--sha1",
+        SHA1,
+        "--comment",
+        COMMENT,
+        "--component",
+        "/nonexistent/component.wasm",
+    ])
+    .await;
+    assert_eq!(missing.code, ExitCode::FAILURE);
+    assert!(
+        missing.err.contains("/nonexistent/component.wasm"),
+        "{}",
+        missing.err
+    );
+
+    let probe = env!("PROBE_WASM");
+    let url = simulator.base_url();
+    let run = cli(&[
+        "stop-and-quarantine",
+        "--machine-id",
+        &format!("{url}/api/machines/{MACHINE}/StopAndQuarantineFile"),
+        "--sha1",
+        "credential,permit",
+        "--comment",
+        "x",
+        "--api-url",
+        &url,
+        "--token-env",
+        token_env(),
+        "--component",
+        probe,
+    ])
+    .await;
+    // The probe reports the status it got: the simulator's 201.
+    assert!(run.err.contains("HTTP 201"), "{}", run.err);
+    assert_eq!(simulator.requests().len(), 1);
+}

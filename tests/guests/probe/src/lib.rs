@@ -1,0 +1,105 @@
+//! A test component with the product's world that sends one request exactly as told, so the
+//! tests can check what the host's outbound policy lets through.
+//!
+//! `stop-and-quarantine(url, steps, _)`: `steps` is a comma-separated list of `credential`
+//! (ask the host for a grant and send its sealed `Authorization`), `permit` (ask for a rate-limit
+//! permit), `own-auth` (send an `Authorization` of its own instead), and the misbehaviours
+//! `sleep` (wait a minute in the host), `grow` (allocate without end) and `spin` (loop forever). The answer is always an
+//! error: `upstream` with the HTTP status when a response came back, `transport` with the
+//! wasi-http error code when none did.
+
+mod bindings {
+    wit_bindgen::generate!({ path: "../../../wit", world: "defender" });
+}
+
+use bindings::defender::endpoint::types::{ActionError, ApiError, MachineAction};
+use bindings::defender::endpoint::{credentials, rate_limit};
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+
+struct Probe;
+
+impl bindings::exports::defender::endpoint::actions::Guest for Probe {
+    fn stop_and_quarantine(
+        url: String,
+        steps: String,
+        _comment: String,
+    ) -> Result<MachineAction, ActionError> {
+        let steps: Vec<&str> = steps.split(',').collect();
+        let mut authorization = None;
+        if steps.contains(&"credential") {
+            let grant = credentials::get(false).map_err(ActionError::Credentials)?;
+            authorization = Some(grant.authorization);
+        }
+        if steps.contains(&"own-auth") {
+            authorization = Some("Bearer a-token-of-my-own".into());
+        }
+        if steps.contains(&"permit")
+            && let rate_limit::Permit::Denied(ms) = rate_limit::acquire()
+        {
+            return Err(ActionError::Transport(format!("permit denied for {ms} ms")));
+        }
+        if steps.contains(&"sleep") {
+            wasip2::clocks::monotonic_clock::subscribe_duration(60_000_000_000).block();
+        }
+        if steps.contains(&"grow") {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1024 * 1024]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        if steps.contains(&"spin") {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        Err(send(&url, authorization))
+    }
+}
+
+fn send(url: &str, authorization: Option<String>) -> ActionError {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (Scheme::Https, rest),
+        Some((_, rest)) => (Scheme::Http, rest),
+        None => return ActionError::Transport("bad url".into()),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    if let Some(value) = authorization {
+        headers.push(("authorization".into(), value.into_bytes()));
+    }
+    let Ok(fields) = Fields::from_list(&headers) else {
+        return ActionError::Transport("headers refused".into());
+    };
+    let request = OutgoingRequest::new(fields);
+    let _ = request.set_method(&Method::Post);
+    let _ = request.set_scheme(Some(&scheme));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
+    if let Ok(body) = request.body() {
+        if let Ok(stream) = body.write() {
+            let _ = stream
+                .write(br#"{"Comment":"probe","Sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9"}"#);
+        }
+        let _ = OutgoingBody::finish(body, None);
+    }
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => return ActionError::Transport(format!("{code:?}")),
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => ActionError::Upstream(ApiError {
+            status: response.status(),
+            code: None,
+            message: None,
+            target: None,
+        }),
+        Some(Ok(Err(code))) => ActionError::Transport(format!("{code:?}")),
+        _ => ActionError::Transport("no response".into()),
+    }
+}
+
+bindings::export!(Probe with_types_in bindings);

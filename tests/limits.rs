@@ -1,0 +1,61 @@
+//! Each per-call limit stops a misbehaving component with an error that names it, while waits
+//! in the host do not count as CPU.
+
+use host_harness::limits::Limits;
+use host_harness::{LimitExceeded, Runtime, RuntimeError};
+use integration_tests::{PROBE, simulator, tenant};
+use std::time::Duration;
+
+fn probe_with(limits: Limits) -> Runtime {
+    Runtime::new(PROBE, limits).expect("the probe loads")
+}
+
+async fn stopped_by(runtime: &Runtime, steps: &str) -> LimitExceeded {
+    let simulator = simulator().await;
+    match runtime
+        .stop_and_quarantine(&tenant(&simulator), "http://127.0.0.1:9/", steps, "")
+        .await
+    {
+        Err(error @ RuntimeError::Limit(limit)) => {
+            assert!(error.to_string().contains("limit"), "{error}");
+            limit
+        }
+        other => panic!("{steps}: expected a limit, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_endless_loop_hits_the_cpu_limit() {
+    let cpu = Duration::from_millis(200);
+    let runtime = probe_with(Limits {
+        cpu,
+        ..Limits::default()
+    });
+    assert_eq!(stopped_by(&runtime, "spin").await, LimitExceeded::Cpu(cpu));
+}
+
+#[tokio::test]
+async fn endless_allocation_hits_the_memory_limit() {
+    let runtime = probe_with(Limits {
+        memory_bytes: 8 * 1024 * 1024,
+        ..Limits::default()
+    });
+    assert_eq!(
+        stopped_by(&runtime, "grow").await,
+        LimitExceeded::Memory(8 * 1024 * 1024)
+    );
+}
+
+#[tokio::test]
+async fn a_long_wait_hits_the_wall_clock_limit_not_the_cpu_limit() {
+    let wall_clock = Duration::from_millis(400);
+    let runtime = probe_with(Limits {
+        cpu: Duration::from_millis(100),
+        wall_clock,
+        ..Limits::default()
+    });
+    assert_eq!(
+        stopped_by(&runtime, "sleep").await,
+        LimitExceeded::WallClock(wall_clock)
+    );
+}

@@ -1,0 +1,89 @@
+//! What the integration tests share: the compiled components, tenants pointing at a simulator,
+//! the API page's example values.
+
+use host_harness::credentials::{CredentialError, StaticToken, TokenFuture, TokenSource};
+use host_harness::limits::Limits;
+use host_harness::origin::ApiOrigin;
+use host_harness::rate_limit::{Budget, RateLimiter};
+use host_harness::secret::Secret;
+use host_harness::simulator::Simulator;
+use host_harness::{COMPONENT, Runtime, Tenant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// The API page's example.
+pub const MACHINE: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
+/// The API page's example.
+pub const SHA1: &str = "87662bc3d60e4200ceaf7aae249d1c343f4b83c9";
+/// The API page's example.
+pub const COMMENT: &str =
+    "Stop and quarantine file on machine due to alert 441688558380765161_2136280442";
+/// The token the test tenants hold; tests check it never leaks.
+pub const TOKEN: &str = "eyJ0eXAi.secret-test-token.Zx9";
+
+/// The test component that sends one request as told (`guests/probe`).
+pub const PROBE: &[u8] = include_bytes!(env!("PROBE_WASM"));
+
+/// The product component, compiled once per test binary.
+pub fn component() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(COMPONENT, Limits::default()).expect("the component loads"))
+}
+
+/// The probe component, compiled once per test binary.
+pub fn probe() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(PROBE, Limits::default()).expect("the probe loads"))
+}
+
+/// A simulator that accepts only [`TOKEN`].
+pub async fn simulator() -> Simulator {
+    Simulator::start(0, Some(Secret::new(TOKEN)))
+        .await
+        .expect("the simulator starts")
+}
+
+/// A tenant whose API is `simulator`, holding [`TOKEN`], with the API's default budget.
+pub fn tenant(simulator: &Simulator) -> Tenant {
+    tenant_with(
+        simulator,
+        Arc::new(StaticToken::new(Secret::new(TOKEN))),
+        Budget::default(),
+    )
+}
+
+/// A tenant whose API is `simulator`, with the given token source and budget.
+pub fn tenant_with(simulator: &Simulator, tokens: Arc<dyn TokenSource>, budget: Budget) -> Tenant {
+    Tenant {
+        origin: ApiOrigin::parse(&simulator.base_url()).expect("a loopback URL"),
+        tokens,
+        limiter: Arc::new(RateLimiter::new(budget)),
+    }
+}
+
+/// Hands out `stale` first and [`TOKEN`] once asked to refresh, like an expired cached token.
+#[derive(Default)]
+pub struct ExpiringToken {
+    refreshes: AtomicUsize,
+}
+
+impl ExpiringToken {
+    /// How many times a fresh token was asked for.
+    pub fn refreshes(&self) -> usize {
+        self.refreshes.load(Ordering::SeqCst)
+    }
+}
+
+impl TokenSource for ExpiringToken {
+    fn token(&self, refresh: bool) -> TokenFuture<'_> {
+        if refresh {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+        }
+        let token = if self.refreshes() > 0 {
+            TOKEN
+        } else {
+            "stale-token"
+        };
+        Box::pin(async move { Ok::<_, CredentialError>(Secret::new(token)) })
+    }
+}
