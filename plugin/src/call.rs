@@ -4,11 +4,48 @@
 //! in unit tests; `wasi.rs` implements [`Host`] on wasi-http and the host's imports.
 
 use crate::bindings::defender::endpoint::credentials::Grant;
+use crate::bindings::defender::endpoint::progress::Update;
 use crate::bindings::defender::endpoint::rate_limit::Permit;
-use crate::bindings::defender::endpoint::types::{ActionError, MachineAction, RateLimitedError};
+use crate::bindings::defender::endpoint::types::{ActionError, RateLimitedError};
 use crate::request::{ApiBase, ApiRequest};
 use crate::response::{RawResponse, Verdict, interpret};
 use crate::retry::RetryPolicy;
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// What happened, in words.
+    pub message: String,
+    /// Whether the request may have reached the API (the connection broke after sending); if
+    /// so, a POST may have created its action.
+    pub maybe_sent: bool,
+}
+
+/// Why a call did not produce an answer to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// A final error.
+    Action(ActionError),
+    /// No answer, and the request may have reached the API.
+    MaybeSent(String),
+}
+
+impl From<Failure> for ActionError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Action(error) => error,
+            Failure::MaybeSent(message) => ActionError::Transport(format!(
+                "{message}; the request may have reached the API"
+            )),
+        }
+    }
+}
+
+impl From<ActionError> for Failure {
+    fn from(error: ActionError) -> Self {
+        Failure::Action(error)
+    }
+}
 
 /// What a call needs from outside the component.
 pub trait Host {
@@ -24,36 +61,46 @@ pub trait Host {
         base: &ApiBase,
         authorization: &str,
         request: &ApiRequest,
-    ) -> Result<RawResponse, String>;
+    ) -> Result<RawResponse, SendError>;
     /// A monotonic clock, in milliseconds.
     fn now_ms(&mut self) -> u64;
+    /// The wall clock, in milliseconds since the Unix epoch, to compare with the API's times.
+    fn wall_clock_ms(&mut self) -> u64;
+    /// Tells the host an action's status.
+    fn progress(&mut self, update: &Update);
     /// Waits.
     fn sleep_ms(&mut self, ms: u64);
     /// Randomness for jitter; it need not be secure.
     fn random(&mut self) -> u64;
 }
 
-/// Performs `request` until it succeeds, fails for good, or the policy's deadline runs out.
+/// Performs `request` until it succeeds (200 or 201: the answer is returned), fails for good,
+/// or the policy's deadline runs out.
 pub fn perform(
     host: &mut impl Host,
     request: &ApiRequest,
     policy: &RetryPolicy,
-) -> Result<MachineAction, ActionError> {
+) -> Result<RawResponse, Failure> {
     let deadline = host.now_ms().saturating_add(policy.deadline_ms);
     let (mut base, mut grant) = credential(host, false)?;
     let mut refreshed = false;
     let mut server_errors = 0;
     loop {
         wait_for_permit(host, deadline)?;
-        let response = host
-            .send(&base, &grant.authorization, request)
-            .map_err(ActionError::Transport)?;
+        let response = match host.send(&base, &grant.authorization, request) {
+            Ok(response) => response,
+            Err(SendError {
+                message,
+                maybe_sent: true,
+            }) => return Err(Failure::MaybeSent(message)),
+            Err(error) => return Err(ActionError::Transport(error.message).into()),
+        };
         match interpret(&response) {
-            Verdict::Done(action) => return Ok(*action),
-            Verdict::Fail(error) => return Err(error),
+            Verdict::Success => return Ok(response),
+            Verdict::Fail(error) => return Err(error.into()),
             Verdict::Unauthorized(api) => {
                 if refreshed {
-                    return Err(ActionError::Unauthorized(api));
+                    return Err(ActionError::Unauthorized(api).into());
                 }
                 refreshed = true;
                 (base, grant) = credential(host, true)?;
@@ -67,7 +114,8 @@ pub fn perform(
                     return Err(ActionError::RateLimited(RateLimitedError {
                         retry_after_ms,
                         api: Some(api),
-                    }));
+                    })
+                    .into());
                 }
                 host.sleep_ms(retry_after_ms);
             }
@@ -75,7 +123,7 @@ pub fn perform(
                 server_errors += 1;
                 let wait = policy.backoff_ms(server_errors, host.random());
                 if server_errors > policy.max_server_retries || !fits(host, deadline, wait) {
-                    return Err(ActionError::Upstream(api));
+                    return Err(ActionError::Upstream(api).into());
                 }
                 host.sleep_ms(wait);
             }

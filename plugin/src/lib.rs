@@ -1,14 +1,19 @@
 //! The stop-and-quarantine component for Microsoft Defender for Endpoint.
 //!
-//! `validate`, `request`, `response`, `machine_action`, `retry` and `call` decide everything and
-//! are plain Rust, tested natively; `wasi` is the thin layer over wasi-http and the host's
-//! imports, and this file binds the WIT exports to them.
+//! `validate`, `request`, `response`, `machine_action`, `timestamp`, `retry`, `call`,
+//! `operations` and `fanout` decide everything and are plain Rust, tested natively; `wasi` is the
+//! thin layer over wasi-http and the host's imports, and this file binds the WIT exports to them.
 
 mod call;
+mod fanout;
 mod machine_action;
+mod operations;
 mod request;
 mod response;
 mod retry;
+#[cfg(test)]
+mod script;
+mod timestamp;
 mod validate;
 mod wasi;
 
@@ -22,7 +27,9 @@ mod bindings {
 }
 
 use bindings::defender::endpoint::types::{ActionError, MachineAction};
-use bindings::exports::defender::endpoint::actions::Guest;
+use bindings::exports::defender::endpoint::actions::{Guest, MachineOutcome, QuarantineRequest};
+use retry::RetryPolicy;
+use validate::{ActionId, Comment, MachineId, Sha1};
 
 struct Component;
 
@@ -32,11 +39,26 @@ impl Guest for Component {
         sha1: String,
         comment: String,
     ) -> Result<MachineAction, ActionError> {
-        let machine = validate::MachineId::parse(&machine_id)?;
-        let sha1 = validate::Sha1::parse(&sha1)?;
-        let comment = validate::Comment::parse(&comment)?;
-        let request = request::stop_and_quarantine(&machine, &sha1, &comment);
-        call::perform(&mut wasi::Wasi, &request, &retry::RetryPolicy::default())
+        let machine = MachineId::parse(&machine_id)?;
+        let sha1 = Sha1::parse(&sha1)?;
+        let comment = Comment::parse(&comment)?;
+        operations::create(&mut wasi::Wasi, &machine, &sha1, &comment, &RetryPolicy::default())
+            .map(|q| q.action)
+    }
+
+    fn quarantine(request: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
+        fanout::quarantine(&mut wasi::Wasi, request)
+    }
+
+    fn get_action(action_id: String) -> Result<MachineAction, ActionError> {
+        let id = ActionId::parse(&action_id)?;
+        operations::get_action(&mut wasi::Wasi, &id, &RetryPolicy::default())
+    }
+
+    fn cancel_action(action_id: String, comment: String) -> Result<MachineAction, ActionError> {
+        let id = ActionId::parse(&action_id)?;
+        let comment = Comment::parse(&comment)?;
+        operations::cancel_action(&mut wasi::Wasi, &id, &comment, &RetryPolicy::default())
     }
 }
 

@@ -17,6 +17,19 @@ pub fn parse(body: &[u8]) -> Result<MachineAction, String> {
     from_members(&members)
 }
 
+/// Reads a listing, `{"value": [{...}, ...]}`, into its objects; non-objects are skipped.
+pub fn parse_listing(body: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
+    let Some(Value::Array(items)) = value.get("value") else {
+        return Err("the body has no `value` list".into());
+    };
+    Ok(items
+        .iter()
+        .filter_map(|item| item.as_object().cloned())
+        .collect())
+}
+
 /// Builds a MachineAction from an already parsed JSON object.
 pub fn from_members(members: &Map<String, Value>) -> Result<MachineAction, String> {
     let id = text(members, "id")
@@ -63,7 +76,7 @@ fn related_file(value: Option<&Value>) -> Option<RelatedFile> {
 }
 
 /// A string member; null, missing and non-string values are all `None`.
-fn text(members: &Map<String, Value>, key: &str) -> Option<String> {
+pub fn text(members: &Map<String, Value>, key: &str) -> Option<String> {
     members.get(key)?.as_str().map(str::to_owned)
 }
 

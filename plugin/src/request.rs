@@ -1,11 +1,13 @@
 //! The exact HTTP requests the component sends, built from validated input.
 
-use crate::validate::{Comment, MachineId, Sha1};
+use crate::validate::{ActionId, Comment, MachineId, Sha1};
 use serde::Serialize;
 
 /// The HTTP methods the actions use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`
+    Get,
     /// `POST`
     Post,
 }
@@ -60,9 +62,12 @@ pub struct ApiRequest {
     pub method: Method,
     /// Path (with any query) below the API base, starting with `/api/`.
     pub path: String,
-    /// The JSON body.
+    /// The JSON body; empty for `GET`.
     pub body: Vec<u8>,
 }
+
+/// The type of this component's actions, as the API spells it.
+pub const ACTION_TYPE: &str = "StopAndQuarantineFile";
 
 /// The body of `StopAndQuarantineFile`. Member names are case-sensitive on the API's side.
 #[derive(Serialize)]
@@ -87,6 +92,66 @@ pub fn stop_and_quarantine(machine: &MachineId, sha1: &Sha1, comment: &Comment) 
     }
 }
 
+/// The body of `cancel`.
+#[derive(Serialize)]
+struct CancelBody<'a> {
+    #[serde(rename = "Comment")]
+    comment: &'a str,
+}
+
+/// `GET /api/machineactions/{id}`.
+pub fn get_action(id: &ActionId) -> ApiRequest {
+    get(format!("/api/machineactions/{}", id.as_str()))
+}
+
+/// `POST /api/machineactions/{id}/cancel` with `{"Comment": ...}`.
+pub fn cancel_action(id: &ActionId, comment: &Comment) -> ApiRequest {
+    let body = CancelBody {
+        comment: comment.as_str(),
+    };
+    ApiRequest {
+        method: Method::Post,
+        path: format!("/api/machineactions/{}/cancel", id.as_str()),
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+/// `GET /api/machineactions?$filter=machineId eq '{id}' and type eq 'StopAndQuarantineFile'`:
+/// this device's actions of this type, to find a pending or just-created one.
+pub fn list_actions(machine: &MachineId) -> ApiRequest {
+    let filter = format!(
+        "machineId eq '{}' and type eq '{ACTION_TYPE}'",
+        machine.as_str()
+    );
+    get(format!("/api/machineactions?$filter={}", percent_encode(&filter)))
+}
+
+/// `GET /api/files/{sha1}/machines`: the devices that have seen the file.
+pub fn machines_with_file(sha1: &Sha1) -> ApiRequest {
+    get(format!("/api/files/{}/machines", sha1.as_str()))
+}
+
+fn get(path: String) -> ApiRequest {
+    ApiRequest {
+        method: Method::Get,
+        path,
+        body: Vec::new(),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +171,28 @@ mod tests {
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
             r#"{"Comment":"quarantine \"it\"\n","Sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9"}"#
+        );
+    }
+
+    #[test]
+    fn builds_the_follow_up_requests() {
+        let id = ActionId::parse("141408d1-384c-4c19-8b57-ba39e378011a").unwrap();
+        let machine = MachineId::parse("1e5bc9d7e413ddd7902c2932e418702b84d0cc07").unwrap();
+        let get = get_action(&id);
+        assert_eq!((get.method, get.body.len()), (Method::Get, 0));
+        assert_eq!(get.path, "/api/machineactions/141408d1-384c-4c19-8b57-ba39e378011a");
+        let cancel = cancel_action(&id, &Comment::parse("oops").unwrap());
+        assert_eq!(cancel.method, Method::Post);
+        assert_eq!(cancel.path, format!("{}/cancel", get.path));
+        assert_eq!(cancel.body, br#"{"Comment":"oops"}"#);
+        assert_eq!(
+            list_actions(&machine).path,
+            "/api/machineactions?$filter=machineId%20eq%20%271e5bc9d7e413ddd7902c2932e418702b84d0cc07%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+        );
+        let sha1 = Sha1::parse("87662bc3d60e4200ceaf7aae249d1c343f4b83c9").unwrap();
+        assert_eq!(
+            machines_with_file(&sha1).path,
+            "/api/files/87662bc3d60e4200ceaf7aae249d1c343f4b83c9/machines"
         );
     }
 

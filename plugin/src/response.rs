@@ -33,8 +33,8 @@ pub struct RawResponse {
 /// What to do with an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// The action, as created (or returned) by the API.
-    Done(Box<MachineAction>),
+    /// 200 or 201: the body is the answer.
+    Success,
     /// A final failure: never retried.
     Fail(ActionError),
     /// 401: worth one more try with a fresh credential.
@@ -49,17 +49,7 @@ pub enum Verdict {
 pub fn interpret(response: &RawResponse) -> Verdict {
     let status = response.status;
     if status == 200 || status == 201 {
-        return match machine_action(response) {
-            Ok(action) => Verdict::Done(Box::new(action)),
-            Err(why) => Verdict::Fail(ActionError::Upstream(ApiError {
-                status,
-                code: None,
-                message: Some(format!(
-                    "the API answered {status} but {why}; the action may have been created"
-                )),
-                target: None,
-            })),
-        };
+        return Verdict::Success;
     }
     let api = api_error(response);
     match status {
@@ -81,11 +71,37 @@ pub fn interpret(response: &RawResponse) -> Verdict {
     }
 }
 
-fn machine_action(response: &RawResponse) -> Result<MachineAction, String> {
-    if response.truncated {
-        return Err(format!("its body exceeds {MAX_BODY_BYTES} bytes"));
-    }
-    machine_action::parse(&response.body)
+/// The MachineAction in a successful answer. A body that is not one is an upstream error that
+/// says the action may exist all the same.
+pub fn machine_action(response: &RawResponse) -> Result<MachineAction, ActionError> {
+    success_body(response, machine_action::parse)
+}
+
+/// The members of `{"value": [...]}`, the shape of every listing.
+pub fn listing(response: &RawResponse) -> Result<Vec<serde_json::Map<String, Value>>, ActionError> {
+    success_body(response, machine_action::parse_listing)
+}
+
+fn success_body<T>(
+    response: &RawResponse,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<T, ActionError> {
+    let parsed = if response.truncated {
+        Err(format!("its body exceeds {MAX_BODY_BYTES} bytes"))
+    } else {
+        parse(&response.body)
+    };
+    parsed.map_err(|why| {
+        let status = response.status;
+        ActionError::Upstream(ApiError {
+            status,
+            code: None,
+            message: Some(format!(
+                "the API answered {status} but {why}; the action may have been created"
+            )),
+            target: None,
+        })
+    })
 }
 
 /// Reads `{"error": {"code", "message", "target"}}`; any other body is described instead.
@@ -150,15 +166,14 @@ mod tests {
 
     #[test]
     fn created_is_the_action() {
-        match interpret(&answer(201, r#"{"id":"x","status":"Pending"}"#)) {
-            Verdict::Done(action) => assert_eq!(action.id, "x"),
-            other => panic!("{other:?}"),
-        }
+        let response = answer(201, r#"{"id":"x","status":"Pending"}"#);
+        assert_eq!(interpret(&response), Verdict::Success);
+        assert_eq!(machine_action(&response).unwrap().id, "x");
     }
 
     #[test]
     fn created_with_garbage_says_the_action_may_exist() {
-        let Verdict::Fail(ActionError::Upstream(api)) = interpret(&answer(201, "oops")) else {
+        let Err(ActionError::Upstream(api)) = machine_action(&answer(201, "oops")) else {
             panic!("expected upstream");
         };
         assert_eq!(api.status, 201);
@@ -170,9 +185,16 @@ mod tests {
         let mut response = answer(201, r#"{"id":"x"}"#);
         response.truncated = true;
         assert!(matches!(
-            interpret(&response),
-            Verdict::Fail(ActionError::Upstream(_))
+            machine_action(&response),
+            Err(ActionError::Upstream(_))
         ));
+    }
+
+    #[test]
+    fn listings_are_read() {
+        let response = answer(200, r#"{"value":[{"id":"a"},{"id":"b"}]}"#);
+        assert_eq!(listing(&response).unwrap().len(), 2);
+        assert!(listing(&answer(200, r#"{"values":[]}"#)).is_err());
     }
 
     #[test]

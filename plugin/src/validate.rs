@@ -17,6 +17,13 @@ pub struct MachineId(String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sha1(String);
 
+/// The most devices one call acts on: the API's limit per file.
+pub const MAX_MACHINES: usize = 1000;
+
+/// An action's ID: a GUID, lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionId(String);
+
 /// A comment: not blank, at most [`MAX_COMMENT_BYTES`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comment(String);
@@ -44,7 +51,67 @@ impl MachineId {
     }
 }
 
+/// Parses a list of device IDs: each valid (the error names `machine-ids[N]`), at most
+/// [`MAX_MACHINES`] once duplicates are dropped, input order kept.
+pub fn machine_ids(inputs: &[String]) -> Result<Vec<MachineId>, ActionError> {
+    let mut ids: Vec<MachineId> = Vec::with_capacity(inputs.len().min(MAX_MACHINES));
+    let mut seen = std::collections::HashSet::new();
+    for (index, input) in inputs.iter().enumerate() {
+        let id = MachineId::parse(input).map_err(|error| match error {
+            ActionError::InvalidInput(invalid) => ActionError::InvalidInput(InvalidInput {
+                field: format!("machine-ids[{index}]"),
+                message: invalid.message,
+            }),
+            other => other,
+        })?;
+        if seen.insert(id.0.clone()) {
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return Err(invalid("machine-ids", "name at least one device".into()));
+    }
+    if ids.len() > MAX_MACHINES {
+        return Err(invalid(
+            "machine-ids",
+            format!(
+                "{} devices; the API acts on at most {MAX_MACHINES} per file",
+                ids.len()
+            ),
+        ));
+    }
+    Ok(ids)
+}
+
+impl ActionId {
+    /// Accepts a GUID (8-4-4-4-12 hex digits) in either case, ignoring surrounding white space.
+    pub fn parse(input: &str) -> Result<Self, ActionError> {
+        let value = input.trim();
+        let groups: Vec<&str> = value.split('-').collect();
+        let shaped = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+            && groups.iter().all(|g| is_hex(g));
+        if shaped {
+            Ok(Self(value.to_ascii_lowercase()))
+        } else {
+            Err(invalid(
+                "action-id",
+                format!("expected an action ID (a GUID), got {}", describe(value)),
+            ))
+        }
+    }
+
+    /// The normalised ID.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl Sha1 {
+    /// The SHA-1 of a file's content.
+    pub fn of_content(content: &[u8]) -> Self {
+        Self(sha1_smol::Sha1::from(content).digest().to_string())
+    }
+
     /// Accepts 40 hex characters in either case, ignoring surrounding white space. MD5 (32) and
     /// SHA-256 (64) hashes get an error that says this action does not take them.
     pub fn parse(input: &str) -> Result<Self, ActionError> {
@@ -188,6 +255,44 @@ mod tests {
         assert_eq!(field, "sha1");
         assert!(message.contains("not all hexadecimal"), "{message}");
         assert_eq!(field_of(Sha1::parse("").unwrap_err()).0, "sha1");
+    }
+
+    #[test]
+    fn machine_lists_are_deduplicated_in_order_and_bounded() {
+        let other = "ffffffffffffffffffffffffffffffffffffffff".to_string();
+        let ids = machine_ids(&[ID.into(), other.clone(), ID.to_uppercase()]).unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0].as_str(), ID);
+        assert_eq!(ids[1].as_str(), other);
+        let (field, _) = field_of(machine_ids(&[ID.into(), "x".into()]).unwrap_err());
+        assert_eq!(field, "machine-ids[1]");
+        assert_eq!(field_of(machine_ids(&[]).unwrap_err()).0, "machine-ids");
+        let many: Vec<String> = (0..1001).map(|i| format!("{i:040x}")).collect();
+        let (field, message) = field_of(machine_ids(&many).unwrap_err());
+        assert_eq!(field, "machine-ids");
+        assert!(message.contains("1001"), "{message}");
+        assert_eq!(machine_ids(&many[..1000]).unwrap().len(), 1000);
+    }
+
+    #[test]
+    fn action_ids_are_guids() {
+        let id = ActionId::parse("141408D1-384C-4C19-8B57-BA39E378011A").unwrap();
+        assert_eq!(id.as_str(), "141408d1-384c-4c19-8b57-ba39e378011a");
+        for bad in ["", "141408d1", "141408d1-384c-4c19-8b57-ba39e378011a/cancel", "../x"] {
+            assert_eq!(field_of(ActionId::parse(bad).unwrap_err()).0, "action-id");
+        }
+    }
+
+    #[test]
+    fn sha1_of_content_matches_known_digests() {
+        assert_eq!(
+            Sha1::of_content(b"").as_str(),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+        assert_eq!(
+            Sha1::of_content(b"abc").as_str(),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The thin layer: [`Host`] on top of the host's imports, wasi-http, wasi:clocks and
 //! wasi:random. No decisions are made here.
 
+use crate::bindings::defender::endpoint::progress::{self, Update};
 use crate::bindings::defender::endpoint::{credentials, rate_limit};
-use crate::call::Host;
+use crate::call::{Host, SendError};
 use crate::request::{ApiBase, ApiRequest, Method, Scheme};
 use crate::response::{MAX_BODY_BYTES, RawResponse};
-use wasip2::clocks::monotonic_clock;
+use wasip2::clocks::{monotonic_clock, wall_clock};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{self as http, Fields, OutgoingBody, OutgoingRequest, RequestOptions};
 use wasip2::io::streams::StreamError;
@@ -37,12 +38,21 @@ impl Host for Wasi {
         base: &ApiBase,
         authorization: &str,
         request: &ApiRequest,
-    ) -> Result<RawResponse, String> {
+    ) -> Result<RawResponse, SendError> {
         send(base, authorization, request)
     }
 
     fn now_ms(&mut self) -> u64 {
         monotonic_clock::now() / NANOS_PER_MS
+    }
+
+    fn wall_clock_ms(&mut self) -> u64 {
+        let now = wall_clock::now();
+        now.seconds * 1000 + u64::from(now.nanoseconds) / NANOS_PER_MS
+    }
+
+    fn progress(&mut self, update: &Update) {
+        progress::report(update);
     }
 
     fn sleep_ms(&mut self, ms: u64) {
@@ -54,27 +64,37 @@ impl Host for Wasi {
     }
 }
 
-fn send(base: &ApiBase, authorization: &str, request: &ApiRequest) -> Result<RawResponse, String> {
-    let headers = Fields::from_list(&[
-        ("authorization".into(), authorization.as_bytes().to_vec()),
-        ("content-type".into(), b"application/json".to_vec()),
-        ("accept".into(), b"application/json".to_vec()),
-        (
-            "content-length".into(),
-            request.body.len().to_string().into_bytes(),
-        ),
-    ])
-    .map_err(|e| format!("the request headers were refused: {e:?}"))?;
-    let outgoing = OutgoingRequest::new(headers);
-    let method = match request.method {
-        Method::Post => http::Method::Post,
+fn send(
+    base: &ApiBase,
+    authorization: &str,
+    request: &ApiRequest,
+) -> Result<RawResponse, SendError> {
+    let not_sent = |message: String| SendError {
+        message,
+        maybe_sent: false,
     };
+    let mut headers = vec![
+        ("authorization".to_string(), authorization.as_bytes().to_vec()),
+        ("accept".into(), b"application/json".to_vec()),
+    ];
+    let method = match request.method {
+        Method::Get => http::Method::Get,
+        Method::Post => {
+            headers.push(("content-type".into(), b"application/json".to_vec()));
+            let length = request.body.len().to_string().into_bytes();
+            headers.push(("content-length".into(), length));
+            http::Method::Post
+        }
+    };
+    let headers = Fields::from_list(&headers)
+        .map_err(|e| not_sent(format!("the request headers were refused: {e:?}")))?;
+    let outgoing = OutgoingRequest::new(headers);
     let scheme = match base.scheme {
         Scheme::Http => http::Scheme::Http,
         Scheme::Https => http::Scheme::Https,
     };
     let path = format!("{}{}", base.prefix, request.path);
-    let refused = |what: &str| format!("the request's {what} was refused");
+    let refused = |what: &str| not_sent(format!("the request's {what} was refused"));
     outgoing
         .set_method(&method)
         .map_err(|()| refused("method"))?;
@@ -88,22 +108,28 @@ fn send(base: &ApiBase, authorization: &str, request: &ApiRequest) -> Result<Raw
         .set_path_with_query(Some(&path))
         .map_err(|()| refused("path"))?;
 
-    // The body is written and finished before `handle`. If the host refuses the request, the
-    // write may fail; the response future then carries the real reason, so it wins.
-    let body = outgoing.body().map_err(|()| refused("body"))?;
-    let written = write_body(&body, &request.body);
-    let finished = OutgoingBody::finish(body, None).map_err(|e| format!("{e:?}"));
+    // The body is written and finished before `handle`. A write can fail when the host refuses
+    // the request, or report `closed` after the server already has the whole body: either way
+    // the response future says what really happened, so write errors are not fatal here.
+    if request.method == Method::Post {
+        let body = outgoing.body().map_err(|()| refused("body"))?;
+        write_body(&body, &request.body);
+        let _ = OutgoingBody::finish(body, None);
+    }
 
-    let future =
-        outgoing_handler::handle(outgoing, Some(options()?)).map_err(|code| describe(&code))?;
+    let options = options().map_err(not_sent)?;
+    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(|code| failed(&code))?;
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(describe(&code)),
-        Some(Err(())) | None => return Err("the response was lost".into()),
+        Some(Ok(Err(code))) => return Err(failed(&code)),
+        Some(Err(())) | None => {
+            return Err(SendError {
+                message: "the response was lost".into(),
+                maybe_sent: true,
+            });
+        }
     };
-    written?;
-    finished.map_err(|e| format!("the request body could not be finished: {e}"))?;
 
     let status = response.status();
     let retry_after = response
@@ -111,7 +137,10 @@ fn send(base: &ApiBase, authorization: &str, request: &ApiRequest) -> Result<Raw
         .get("retry-after")
         .first()
         .map(|v| String::from_utf8_lossy(v).into_owned());
-    let (body, truncated) = read_body(&response)?;
+    let (body, truncated) = read_body(&response).map_err(|message| SendError {
+        message: format!("HTTP {status}, then {message}"),
+        maybe_sent: true,
+    })?;
     Ok(RawResponse {
         status,
         retry_after,
@@ -131,26 +160,28 @@ fn options() -> Result<RequestOptions, String> {
     Ok(options)
 }
 
-fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), String> {
-    let stream = body
-        .write()
-        .map_err(|()| "the request body stream was refused".to_string())?;
+/// Writes as much of the body as the host takes, stopping at the first error; see `send` for
+/// why an error here is not the outcome.
+fn write_body(body: &OutgoingBody, bytes: &[u8]) {
+    let Ok(stream) = body.write() else {
+        return;
+    };
     let mut rest = bytes;
     while !rest.is_empty() {
-        let allowed = loop {
-            match stream.check_write() {
-                Ok(0) => stream.subscribe().block(),
-                Ok(n) => break usize::try_from(n).unwrap_or(usize::MAX),
-                Err(e) => return Err(stream_error("writing the request body", e)),
+        let allowed = match stream.check_write() {
+            Ok(0) => {
+                stream.subscribe().block();
+                continue;
             }
+            Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Err(_) => return,
         };
         let (chunk, tail) = rest.split_at(allowed.min(rest.len()));
-        stream
-            .write(chunk)
-            .map_err(|e| stream_error("writing the request body", e))?;
+        if stream.write(chunk).is_err() {
+            return;
+        }
         rest = tail;
     }
-    Ok(())
 }
 
 /// Reads at most [`MAX_BODY_BYTES`], and says whether there was more.
@@ -175,6 +206,39 @@ fn read_body(response: &http::IncomingResponse) -> Result<(Vec<u8>, bool), Strin
         }
     }
     Ok((bytes, false))
+}
+
+/// A failed exchange: whether the request may have reached the API depends on where it broke.
+fn failed(code: &http::ErrorCode) -> SendError {
+    use http::ErrorCode as E;
+    let before_sending = matches!(
+        code,
+        E::DnsTimeout
+            | E::DnsError(_)
+            | E::DestinationNotFound
+            | E::DestinationUnavailable
+            | E::DestinationIpProhibited
+            | E::DestinationIpUnroutable
+            | E::ConnectionRefused
+            | E::ConnectionTimeout
+            | E::ConnectionLimitReached
+            | E::TlsProtocolError
+            | E::TlsCertificateError
+            | E::TlsAlertReceived(_)
+            | E::HttpRequestDenied
+            | E::HttpRequestLengthRequired
+            | E::HttpRequestBodySize(_)
+            | E::HttpRequestMethodInvalid
+            | E::HttpRequestUriInvalid
+            | E::HttpRequestUriTooLong
+            | E::HttpRequestHeaderSectionSize(_)
+            | E::HttpRequestHeaderSize(_)
+            | E::ConfigurationError
+    );
+    SendError {
+        message: describe(code),
+        maybe_sent: !before_sending,
+    }
 }
 
 /// A wasi-http error code in words; the host's refusal is spelled as WASI spells it, since

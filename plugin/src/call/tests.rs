@@ -1,77 +1,7 @@
 use super::*;
-use crate::bindings::defender::endpoint::types::ActionStatus;
+use crate::bindings::defender::endpoint::types::{ActionStatus, MachineAction};
 use crate::request::Method;
-use std::collections::VecDeque;
-
-/// A scripted stand-in for the host and the network, recording what the call did.
-#[derive(Default)]
-struct Script {
-    answers: VecDeque<Result<RawResponse, String>>,
-    permits: VecDeque<Permit>,
-    now: u64,
-    sent: Vec<String>,
-    sleeps: Vec<u64>,
-    refreshes: Vec<bool>,
-    throttled: Vec<u64>,
-}
-
-impl Host for Script {
-    fn credential(&mut self, refresh: bool) -> Result<Grant, String> {
-        self.refreshes.push(refresh);
-        Ok(Grant {
-            api_base_url: "https://api.security.microsoft.com".into(),
-            authorization: format!("Bearer sealed-{}", self.refreshes.len()),
-        })
-    }
-    fn acquire_permit(&mut self) -> Permit {
-        self.permits.pop_front().unwrap_or(Permit::Granted)
-    }
-    fn throttled(&mut self, retry_after_ms: u64) {
-        self.throttled.push(retry_after_ms);
-    }
-    fn send(
-        &mut self,
-        base: &ApiBase,
-        auth: &str,
-        request: &ApiRequest,
-    ) -> Result<RawResponse, String> {
-        assert_eq!(request.method, Method::Post);
-        self.sent
-            .push(format!("{}{} {auth}", base.authority, request.path));
-        self.answers
-            .pop_front()
-            .expect("an unscripted request was sent")
-    }
-    fn now_ms(&mut self) -> u64 {
-        self.now
-    }
-    fn sleep_ms(&mut self, ms: u64) {
-        self.sleeps.push(ms);
-        self.now += ms;
-    }
-    fn random(&mut self) -> u64 {
-        0
-    }
-}
-
-fn answer(status: u16, body: &str) -> Result<RawResponse, String> {
-    Ok(RawResponse {
-        status,
-        retry_after: None,
-        body: body.as_bytes().to_vec(),
-        truncated: false,
-    })
-}
-
-fn throttle(secs: &str) -> Result<RawResponse, String> {
-    Ok(RawResponse {
-        retry_after: Some(secs.into()),
-        ..answer(
-            429,
-            r#"{"error":{"code":"TooManyRequests","message":"slow","target":"t"}}"#,
-        )?
-    })
-}
+use crate::script::{Script, answer, throttle};
 
 const CREATED: &str = r#"{"id":"a1","status":"Pending"}"#;
 
@@ -81,7 +11,8 @@ fn run(script: &mut Script) -> Result<MachineAction, ActionError> {
         path: "/api/x".into(),
         body: b"{}".to_vec(),
     };
-    perform(script, &request, &RetryPolicy::default())
+    let answer = perform(script, &request, &RetryPolicy::default())?;
+    crate::response::machine_action(&answer)
 }
 
 #[test]
@@ -94,7 +25,7 @@ fn success_sends_once_with_the_granted_credential() {
     assert_eq!(action.status, ActionStatus::Pending);
     assert_eq!(
         script.sent,
-        ["api.security.microsoft.com/api/x Bearer sealed-1"]
+        ["Post api.security.microsoft.com/api/x Bearer sealed-1"]
     );
     assert_eq!(script.refreshes, [false]);
 }
@@ -210,8 +141,12 @@ fn final_errors_and_transport_failures_are_not_retried() {
         ..Default::default()
     };
     assert!(matches!(run(&mut script), Err(ActionError::NotFound(_))));
+    let refused = SendError {
+        message: "connection refused".into(),
+        maybe_sent: false,
+    };
     let mut script = Script {
-        answers: [Err("connection refused".into())].into(),
+        answers: [Err(refused)].into(),
         ..Default::default()
     };
     assert_eq!(
@@ -219,4 +154,25 @@ fn final_errors_and_transport_failures_are_not_retried() {
         Err(ActionError::Transport("connection refused".into()))
     );
     assert_eq!(script.sent.len(), 1);
+}
+
+#[test]
+fn a_broken_exchange_is_reported_as_maybe_sent() {
+    let dropped = SendError {
+        message: "connection terminated".into(),
+        maybe_sent: true,
+    };
+    let mut script = Script {
+        answers: [Err(dropped)].into(),
+        ..Default::default()
+    };
+    let request = ApiRequest {
+        method: Method::Post,
+        path: "/api/x".into(),
+        body: b"{}".to_vec(),
+    };
+    assert_eq!(
+        perform(&mut script, &request, &RetryPolicy::default()),
+        Err(Failure::MaybeSent("connection terminated".into()))
+    );
 }

@@ -1,0 +1,205 @@
+//! The API operations as the component uses them: create with adoption and without duplicates,
+//! get with patience for new actions, cancel, and the listings.
+
+use crate::bindings::defender::endpoint::types::{ActionError, ActionStatus, MachineAction};
+use crate::call::{Failure, Host, perform};
+use crate::machine_action;
+use crate::request::{self, ApiRequest};
+use crate::response;
+use crate::retry::RetryPolicy;
+use crate::timestamp;
+use crate::validate::{ActionId, Comment, MachineId, Sha1};
+
+/// How far the API's clock and ours may disagree when telling new actions from old ones.
+const CLOCK_SKEW_MS: u64 = 120_000;
+/// How many times a POST whose fate is unknown, and that is not found, is sent.
+const MAX_SENDS: u32 = 3;
+/// How long to wait before looking again for an action that a dropped POST may have created.
+const LOOKUP_SETTLE_MS: u64 = 2_000;
+/// How many times a 404 for an action is retried, and the first wait (doubling).
+const NOT_FOUND_RETRIES: u32 = 3;
+const NOT_FOUND_FIRST_WAIT_MS: u64 = 1_000;
+
+/// An action for one device, and whether it was found rather than created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The action.
+    pub action: MachineAction,
+    /// Found already pending for the same device and file, not created by this call.
+    pub adopted: bool,
+}
+
+/// Whether a status is final.
+pub fn is_final(status: &ActionStatus) -> bool {
+    matches!(
+        status,
+        ActionStatus::Succeeded | ActionStatus::Failed | ActionStatus::TimeOut | ActionStatus::Cancelled
+    )
+}
+
+/// Creates the action on one device. An action already pending for the device and file is
+/// returned as adopted; when the POST's fate is unknown the action is looked up before the
+/// POST is sent again.
+pub fn create(
+    host: &mut impl Host,
+    machine: &MachineId,
+    sha1: &Sha1,
+    comment: &Comment,
+    policy: &RetryPolicy,
+) -> Result<Quarantined, ActionError> {
+    let post = request::stop_and_quarantine(machine, sha1, comment);
+    let mut sends = 0;
+    loop {
+        sends += 1;
+        let sent_at = host.wall_clock_ms();
+        let message = match perform(host, &post, policy) {
+            Ok(answer) => {
+                let action = response::machine_action(&answer)?;
+                // A duplicate can come back as 201 with the older pending action.
+                let adopted = created_ms(&action).is_some_and(|t| t + CLOCK_SKEW_MS < sent_at);
+                return Ok(Quarantined { action, adopted });
+            }
+            Err(Failure::Action(ActionError::AlreadyPending(api))) => {
+                let pending = |a: &MachineAction| !is_final(&a.status);
+                return match find(host, machine, sha1, policy, pending) {
+                    Ok(Some(action)) => Ok(Quarantined {
+                        action,
+                        adopted: true,
+                    }),
+                    _ => Err(ActionError::AlreadyPending(api)),
+                };
+            }
+            Err(Failure::Action(error)) => return Err(error),
+            Err(Failure::MaybeSent(message)) => message,
+        };
+        let since = |a: &MachineAction| created_ms(a).is_some_and(|t| t + CLOCK_SKEW_MS >= sent_at);
+        let mut found = find(host, machine, sha1, policy, since);
+        if matches!(found, Ok(None)) {
+            host.sleep_ms(LOOKUP_SETTLE_MS);
+            found = find(host, machine, sha1, policy, since);
+        }
+        match found {
+            Ok(Some(action)) => {
+                return Ok(Quarantined {
+                    action,
+                    adopted: false,
+                });
+            }
+            Ok(None) if sends < MAX_SENDS => continue,
+            Ok(None) => {
+                return Err(ActionError::Transport(format!(
+                    "{message}; sent {sends} times, and no action was found after any of them"
+                )));
+            }
+            Err(error) => {
+                return Err(ActionError::Transport(format!(
+                    "{message}; the request may have reached the API, and looking for the \
+                     action failed ({}), so it was not sent again",
+                    brief(&error)
+                )));
+            }
+        }
+    }
+}
+
+/// Gets an action, retrying a 404 a few times: a new action can be briefly invisible.
+pub fn get_action(
+    host: &mut impl Host,
+    id: &ActionId,
+    policy: &RetryPolicy,
+) -> Result<MachineAction, ActionError> {
+    let get = request::get_action(id);
+    let mut wait = NOT_FOUND_FIRST_WAIT_MS;
+    for _ in 0..NOT_FOUND_RETRIES {
+        match fetch_action(host, &get, policy) {
+            Err(ActionError::NotFound(_)) => {
+                host.sleep_ms(wait);
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    fetch_action(host, &get, policy)
+}
+
+/// Cancels an action that is not final yet.
+pub fn cancel_action(
+    host: &mut impl Host,
+    id: &ActionId,
+    comment: &Comment,
+    policy: &RetryPolicy,
+) -> Result<MachineAction, ActionError> {
+    fetch_action(host, &request::cancel_action(id, comment), policy)
+}
+
+/// The IDs of the devices that have seen the file.
+pub fn machines_with_file(
+    host: &mut impl Host,
+    sha1: &Sha1,
+    policy: &RetryPolicy,
+) -> Result<Vec<String>, ActionError> {
+    let answer = perform(host, &request::machines_with_file(sha1), policy)?;
+    let machines = response::listing(&answer)?;
+    Ok(machines
+        .iter()
+        .map(|m| machine_action::text(m, "id").unwrap_or_default())
+        .collect())
+}
+
+fn fetch_action(
+    host: &mut impl Host,
+    request: &ApiRequest,
+    policy: &RetryPolicy,
+) -> Result<MachineAction, ActionError> {
+    let answer = perform(host, request, policy)?;
+    response::machine_action(&answer)
+}
+
+/// The newest of this device's actions for this file that satisfies `wanted`.
+fn find(
+    host: &mut impl Host,
+    machine: &MachineId,
+    sha1: &Sha1,
+    policy: &RetryPolicy,
+    wanted: impl Fn(&MachineAction) -> bool,
+) -> Result<Option<MachineAction>, ActionError> {
+    let answer = perform(host, &request::list_actions(machine), policy)?;
+    let listed = response::listing(&answer)?;
+    Ok(listed
+        .iter()
+        .filter_map(|members| machine_action::from_members(members).ok())
+        .filter(|a| {
+            a.related_file_info
+                .as_ref()
+                .is_some_and(|f| f.file_identifier.eq_ignore_ascii_case(sha1.as_str()))
+        })
+        .filter(|a| wanted(a))
+        .max_by_key(|a| created_ms(a).unwrap_or(0)))
+}
+
+/// A few words on an error, for another error's message.
+fn brief(error: &ActionError) -> String {
+    match error {
+        ActionError::Unauthorized(api)
+        | ActionError::NotFound(api)
+        | ActionError::AlreadyPending(api)
+        | ActionError::Upstream(api) => match &api.code {
+            Some(code) => format!("HTTP {} {code}", api.status),
+            None => format!("HTTP {}", api.status),
+        },
+        ActionError::Forbidden(f) => format!("HTTP {} forbidden", f.api.status),
+        ActionError::RateLimited(r) => format!("rate limited for {} ms", r.retry_after_ms),
+        ActionError::InvalidInput(i) => format!("invalid {}", i.field),
+        ActionError::Transport(message) | ActionError::Credentials(message) => message.clone(),
+    }
+}
+
+fn created_ms(action: &MachineAction) -> Option<u64> {
+    action
+        .creation_date_time_utc
+        .as_deref()
+        .and_then(timestamp::parse_ms)
+}
+
+#[cfg(test)]
+mod tests;

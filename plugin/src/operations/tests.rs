@@ -1,0 +1,195 @@
+use super::*;
+use crate::script::{Script, answer};
+
+const MACHINE: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
+const SHA1: &str = "87662bc3d60e4200ceaf7aae249d1c343f4b83c9";
+const ID: &str = "141408d1-384c-4c19-8b57-ba39e378011a";
+
+fn action(id: &str, status: &str, created: &str, sha1: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","status":"{status}","machineId":"{MACHINE}","creationDateTimeUtc":"{created}",
+            "relatedFileInfo":{{"fileIdentifier":"{sha1}","fileIdentifierType":"Sha1"}}}}"#
+    )
+}
+
+fn listing(actions: &[String]) -> String {
+    format!(r#"{{"value":[{}]}}"#, actions.join(","))
+}
+
+const NOW: &str = "2026-11-27T00:00:00Z";
+const YESTERDAY: &str = "2026-11-26T00:00:00Z";
+
+fn dropped() -> Result<crate::response::RawResponse, crate::call::SendError> {
+    Err(crate::call::SendError {
+        message: "the request failed: ConnectionTerminated".into(),
+        maybe_sent: true,
+    })
+}
+
+fn create_with(script: &mut Script) -> Result<Quarantined, ActionError> {
+    create(
+        script,
+        &MachineId::parse(MACHINE).unwrap(),
+        &Sha1::parse(SHA1).unwrap(),
+        &Comment::parse("c").unwrap(),
+        &RetryPolicy::default(),
+    )
+}
+
+fn methods(script: &Script) -> Vec<&str> {
+    script
+        .sent
+        .iter()
+        .map(|s| s.split(' ').next().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_new_action_is_created_not_adopted() {
+    let mut script = Script {
+        answers: [answer(201, &action("a", "Pending", NOW, SHA1))].into(),
+        ..Default::default()
+    };
+    let q = create_with(&mut script).unwrap();
+    assert!(!q.adopted);
+    assert_eq!(methods(&script), ["Post"]);
+}
+
+#[test]
+fn a_201_with_an_older_action_is_adopted() {
+    let mut script = Script {
+        answers: [answer(201, &action("old", "InProgress", YESTERDAY, SHA1))].into(),
+        ..Default::default()
+    };
+    let q = create_with(&mut script).unwrap();
+    assert!(q.adopted);
+    assert_eq!(q.action.id, "old");
+}
+
+#[test]
+fn already_pending_adopts_the_pending_action_for_this_file() {
+    let pending = r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"Action is already in progress","target":"t"}}"#;
+    let other_file = action("x", "Pending", NOW, "ffffffffffffffffffffffffffffffffffffffff");
+    let finished = action("y", "Succeeded", NOW, SHA1);
+    let wanted = action("z", "Pending", YESTERDAY, &SHA1.to_uppercase());
+    let mut script = Script {
+        answers: [
+            answer(400, pending),
+            answer(200, &listing(&[other_file, finished, wanted])),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let q = create_with(&mut script).unwrap();
+    assert!(q.adopted);
+    assert_eq!(q.action.id, "z");
+    assert_eq!(methods(&script), ["Post", "Get"]);
+    assert!(script.sent[1].contains("/api/machineactions?$filter=machineId%20eq%20"));
+}
+
+#[test]
+fn already_pending_without_a_match_is_the_already_pending_error() {
+    let pending = r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"m","target":"t"}}"#;
+    let mut script = Script {
+        answers: [
+            answer(400, pending),
+            answer(200, &listing(&[action("y", "Failed", NOW, SHA1)])),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let Err(ActionError::AlreadyPending(api)) = create_with(&mut script) else {
+        panic!("expected already pending");
+    };
+    assert_eq!(api.target.as_deref(), Some("t"));
+}
+
+#[test]
+fn a_dropped_post_that_created_the_action_is_not_sent_again() {
+    let mut script = Script {
+        answers: [
+            dropped(),
+            answer(200, &listing(&[action("made", "Pending", NOW, SHA1)])),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let q = create_with(&mut script).unwrap();
+    assert_eq!((q.action.id.as_str(), q.adopted), ("made", false));
+    assert_eq!(methods(&script), ["Post", "Get"]);
+}
+
+#[test]
+fn a_dropped_post_that_created_nothing_is_sent_again_after_looking_twice() {
+    let mut script = Script {
+        answers: [
+            dropped(),
+            answer(200, &listing(&[action("old", "Succeeded", YESTERDAY, SHA1)])),
+            answer(200, &listing(&[])),
+            answer(201, &action("new", "Pending", NOW, SHA1)),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let q = create_with(&mut script).unwrap();
+    assert_eq!(q.action.id, "new");
+    assert_eq!(methods(&script), ["Post", "Get", "Get", "Post"]);
+    assert_eq!(script.sleeps, [LOOKUP_SETTLE_MS]);
+}
+
+#[test]
+fn a_dropped_post_whose_lookup_fails_is_not_sent_again() {
+    let mut script = Script {
+        answers: [dropped(), answer(403, "")].into(),
+        ..Default::default()
+    };
+    let Err(ActionError::Transport(message)) = create_with(&mut script) else {
+        panic!("expected transport");
+    };
+    assert!(message.contains("not sent again"), "{message}");
+    assert!(message.contains("HTTP 403"), "{message}");
+    assert_eq!(methods(&script), ["Post", "Get"]);
+}
+
+#[test]
+fn sends_are_bounded_when_every_post_drops() {
+    let mut answers = Vec::new();
+    for _ in 0..MAX_SENDS {
+        answers.extend([dropped(), answer(200, &listing(&[])), answer(200, &listing(&[]))]);
+    }
+    let mut script = Script {
+        answers: answers.into(),
+        ..Default::default()
+    };
+    let Err(ActionError::Transport(message)) = create_with(&mut script) else {
+        panic!("expected transport");
+    };
+    assert!(message.contains("sent 3 times"), "{message}");
+}
+
+#[test]
+fn a_new_actions_404_is_retried_before_it_is_believed() {
+    let id = ActionId::parse(ID).unwrap();
+    let mut script = Script {
+        answers: [
+            answer(404, ""),
+            answer(404, ""),
+            answer(200, &action(ID, "InProgress", NOW, SHA1)),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let got = get_action(&mut script, &id, &RetryPolicy::default()).unwrap();
+    assert_eq!(got.status, ActionStatus::InProgress);
+    assert_eq!(script.sleeps, [1000, 2000]);
+
+    let mut script = Script {
+        answers: (0..4).map(|_| answer(404, "")).collect(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        get_action(&mut script, &id, &RetryPolicy::default()),
+        Err(ActionError::NotFound(_))
+    ));
+    assert_eq!(script.sent.len(), 4);
+}
