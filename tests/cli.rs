@@ -30,6 +30,7 @@ async fn cli(args: &[&str]) -> Run {
     let mut console = Console {
         out: &mut out,
         err: &mut err,
+        err_is_terminal: false,
     };
     let argv = std::iter::once("host-harness")
         .chain(args.iter().copied())
@@ -203,25 +204,37 @@ async fn another_component_can_be_run() {
         missing.err
     );
 
-    let probe = env!("PROBE_WASM");
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (good, bad) = (dir.join("good.wasm"), dir.join("bad.wasm"));
+    std::fs::write(&good, host_harness::COMPONENT).unwrap();
+    std::fs::write(&bad, b"\0asm not really").unwrap();
     let url = simulator.base_url();
-    let run = cli(&[
-        "stop-and-quarantine",
-        "--machine-id",
-        &format!("{url}/api/machines/{MACHINE}/StopAndQuarantineFile"),
-        "--sha1",
-        "credential,permit",
-        "--comment",
-        "x",
-        "--api-url",
-        &url,
-        "--token-env",
-        token_env(),
-        "--component",
-        probe,
-    ])
-    .await;
-    // The probe reports the status it got: the simulator's 201.
-    assert!(run.err.contains("HTTP 201"), "{}", run.err);
+    let with = |path: &std::path::Path| {
+        vec![
+            "stop-and-quarantine".to_owned(),
+            "--machine-id".into(),
+            MACHINE.into(),
+            "--sha1".into(),
+            SHA1.into(),
+            "--comment".into(),
+            COMMENT.into(),
+            "--api-url".into(),
+            url.clone(),
+            "--token-env".into(),
+            token_env().into(),
+            "--component".into(),
+            path.display().to_string(),
+        ]
+    };
+    let args = with(&bad);
+    let run_bad = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(run_bad.code, ExitCode::FAILURE);
+    assert!(run_bad.err.contains("loading the component"), "{}", run_bad.err);
+    assert!(simulator.requests().is_empty());
+    let args = with(&good);
+    let run_good = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(run_good.code, ExitCode::SUCCESS, "{}", run_good.err);
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(simulator.requests().len(), 1);
 }

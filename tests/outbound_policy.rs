@@ -2,21 +2,21 @@
 //! it is told to. The first test shows the probe gets through when it follows the rules, so each
 //! refusal below is the policy's doing.
 
-use host_harness::{ActionError, Outcome};
+use host_harness::{ActionError, MachineAction, Outcome};
 use integration_tests::{MACHINE, TOKEN, probe, simulator, tenant};
 
 fn action_url(base: &str) -> String {
     format!("{base}/api/machines/{MACHINE}/StopAndQuarantineFile")
 }
 
-async fn send(tenant: &host_harness::Tenant, url: &str, steps: &str) -> Outcome {
+async fn send(tenant: &host_harness::Tenant, url: &str, steps: &str) -> Outcome<MachineAction> {
     probe()
         .stop_and_quarantine(tenant, url, steps, "")
         .await
         .expect("the probe runs")
 }
 
-fn transport(outcome: &Outcome) -> &str {
+fn transport(outcome: &Outcome<MachineAction>) -> &str {
     match &outcome.result {
         Err(ActionError::Transport(code)) => code,
         other => panic!("expected a transport error, got {other:?}"),

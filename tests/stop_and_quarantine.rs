@@ -3,20 +3,20 @@
 
 use host_harness::rate_limit::Budget;
 use host_harness::simulator::Reply;
-use host_harness::{ActionError, ActionStatus, ApiError, Outcome};
+use host_harness::{ActionError, ActionStatus, ApiError, MachineAction, Outcome};
 use integration_tests::{
     COMMENT, ExpiringToken, MACHINE, SHA1, TOKEN, component, simulator, tenant, tenant_with,
 };
 use std::sync::Arc;
 
-async fn run(simulator: &host_harness::simulator::Simulator) -> Outcome {
+async fn run(simulator: &host_harness::simulator::Simulator) -> Outcome<MachineAction> {
     component()
         .stop_and_quarantine(&tenant(simulator), MACHINE, SHA1, COMMENT)
         .await
         .expect("the call completes")
 }
 
-fn api_error(outcome: &Outcome) -> &ApiError {
+fn api_error(outcome: &Outcome<MachineAction>) -> &ApiError {
     match outcome.result.as_ref().expect_err("an error") {
         ActionError::Unauthorized(api)
         | ActionError::NotFound(api)
@@ -186,7 +186,7 @@ async fn final_400s_report_code_message_and_correlation_id_without_retry() {
 }
 
 #[tokio::test]
-async fn active_request_already_exists_is_already_pending() {
+async fn already_pending_with_no_matching_action_is_the_already_pending_error() {
     let simulator = simulator().await;
     simulator.script([Reply::Error {
         status: 400,
@@ -202,7 +202,11 @@ async fn active_request_already_exists_is_already_pending() {
         api_error(&outcome).message.as_deref(),
         Some("Action is already in progress")
     );
-    assert_eq!(simulator.requests().len(), 1);
+    // The component looked for a pending action for this device and file before giving up.
+    let requests = simulator.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].method, "GET");
+    assert!(requests[1].path.starts_with("/api/machineactions?$filter="));
 }
 
 #[tokio::test]

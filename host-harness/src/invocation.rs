@@ -1,14 +1,18 @@
 //! The state of one invocation (a wasmtime `Store`'s data) and the host side of the imports.
 
-use crate::bindings::defender::endpoint::{credentials, rate_limit};
+use crate::bindings::defender::endpoint::{credentials, progress, rate_limit};
 use crate::limits::Limits;
 use crate::meter::{CpuMeter, MemoryQuota};
 use crate::outbound::Outbound;
 use crate::tenant::Tenant;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Where a call's progress updates go.
+pub type ProgressSink = Arc<dyn Fn(&progress::Update) + Send + Sync>;
 
 /// One invocation's store data.
 pub struct Invocation {
@@ -19,11 +23,12 @@ pub struct Invocation {
     pub(crate) memory: MemoryQuota,
     pub(crate) cpu: CpuMeter,
     tenant: Tenant,
+    progress: Option<ProgressSink>,
 }
 
 impl Invocation {
     /// Fresh state for one call for `tenant`: no environment, no stdio, no files, no sockets.
-    pub fn new(tenant: Tenant, limits: &Limits) -> Self {
+    pub fn new(tenant: Tenant, limits: &Limits, progress: Option<ProgressSink>) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
@@ -32,6 +37,7 @@ impl Invocation {
             memory: MemoryQuota::new(limits.memory_bytes),
             cpu: CpuMeter::new(limits.cpu),
             tenant,
+            progress,
         }
     }
 }
@@ -88,6 +94,14 @@ impl rate_limit::Host for Invocation {
         self.tenant
             .limiter
             .pause(Duration::from_millis(retry_after_ms));
+    }
+}
+
+impl progress::Host for Invocation {
+    async fn report(&mut self, update: progress::Update) {
+        if let Some(sink) = &self.progress {
+            sink(&update);
+        }
     }
 }
 

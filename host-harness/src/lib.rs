@@ -25,6 +25,11 @@ pub use bindings::defender::endpoint::types::{
     RateLimitedError, RelatedFile,
 };
 pub use meter::LimitExceeded;
+pub use bindings::defender::endpoint::progress::Update as ProgressUpdate;
+pub use bindings::exports::defender::endpoint::actions::{
+    File, MachineOutcome, QuarantineRequest, Quarantined, Targets, Wait,
+};
+pub use invocation::ProgressSink;
 pub use runtime::{Outcome, Runtime, RuntimeError};
 pub use tenant::Tenant;
 

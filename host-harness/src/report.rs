@@ -2,7 +2,7 @@
 //! and an [`ActionError`] as one line that names the field, or the HTTP status with the API's
 //! code, message and correlation ID.
 
-use crate::{ActionError, ActionStatus, ApiError, MachineAction};
+use crate::{ActionError, ActionStatus, ApiError, MachineAction, MachineOutcome};
 use serde_json::{Map, Value, json};
 
 /// The MachineAction with the API's member names (`id`, `type`, `status`, `machineId`,
@@ -39,6 +39,63 @@ pub fn action_json(action: &MachineAction) -> Value {
     );
     put("relatedFileInfo", json!(file));
     Value::Object(members)
+}
+
+/// A fan-out's outcomes: `[{"machineId", "action"} | {"machineId", "error"}]`, in input order,
+/// with `"adopted": true` where an already pending action was returned.
+pub fn outcomes_json(outcomes: &[MachineOutcome]) -> Value {
+    Value::Array(
+        outcomes
+            .iter()
+            .map(|o| match &o.outcome {
+                Ok(q) if q.adopted => json!({
+                    "machineId": o.machine_id, "action": action_json(&q.action), "adopted": true
+                }),
+                Ok(q) => json!({"machineId": o.machine_id, "action": action_json(&q.action)}),
+                Err(error) => json!({"machineId": o.machine_id, "error": error_json(error)}),
+            })
+            .collect(),
+    )
+}
+
+/// An error as JSON: its kind, the one-line message, and the API's fields where there are any.
+pub fn error_json(error: &ActionError) -> Value {
+    let api = match error {
+        ActionError::Unauthorized(api)
+        | ActionError::NotFound(api)
+        | ActionError::AlreadyPending(api)
+        | ActionError::Upstream(api) => Some(api),
+        ActionError::Forbidden(f) => Some(&f.api),
+        ActionError::RateLimited(r) => r.api.as_ref(),
+        _ => None,
+    };
+    let mut members = Map::new();
+    members.insert("kind".into(), json!(kind(error)));
+    members.insert("message".into(), json!(error_line(error)));
+    if let Some(api) = api {
+        members.insert("status".into(), json!(api.status));
+        members.insert("code".into(), json!(api.code));
+        members.insert("target".into(), json!(api.target));
+    }
+    if let ActionError::RateLimited(r) = error {
+        members.insert("retryAfterMs".into(), json!(r.retry_after_ms));
+    }
+    Value::Object(members)
+}
+
+/// The WIT name of an error's case.
+fn kind(error: &ActionError) -> &'static str {
+    match error {
+        ActionError::InvalidInput(_) => "invalid-input",
+        ActionError::Unauthorized(_) => "unauthorized",
+        ActionError::Forbidden(_) => "forbidden",
+        ActionError::NotFound(_) => "not-found",
+        ActionError::AlreadyPending(_) => "already-pending",
+        ActionError::RateLimited(_) => "rate-limited",
+        ActionError::Upstream(_) => "upstream",
+        ActionError::Transport(_) => "transport",
+        ActionError::Credentials(_) => "credentials",
+    }
 }
 
 /// The API's spelling of a status.

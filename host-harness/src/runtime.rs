@@ -1,11 +1,16 @@
 //! Compiling the component once and running each call in a fresh, limited store.
 
-use crate::bindings::DefenderPre;
-use crate::invocation::Invocation;
+use crate::bindings::exports::defender::endpoint::actions::{
+    MachineOutcome, QuarantineRequest, Targets,
+};
+use crate::bindings::{Defender, DefenderPre};
+use crate::invocation::{Invocation, ProgressSink};
 use crate::limits::Limits;
 use crate::meter::LimitExceeded;
 use crate::tenant::Tenant;
 use crate::{ActionError, MachineAction};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,6 +20,11 @@ use wasmtime::{CallHook, Config, Engine, Store, UpdateDeadline};
 
 /// How often the epoch advances; the CPU limit is checked at this granularity.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Extra wall-clock time a fan-out gets per device (on top of the per-call limit and any wait),
+/// so a long fan-out is not cut off while it is still reporting outcomes.
+const WALL_CLOCK_PER_MACHINE: Duration = Duration::from_secs(2);
+/// The devices a fan-out to `everywhere` may reach: the API's limit per file.
+const MAX_MACHINES: u32 = 1000;
 
 /// A failure of the host or the sandbox, as opposed to the action's own [`ActionError`].
 #[derive(Debug, Error)]
@@ -32,14 +42,18 @@ pub enum RuntimeError {
 
 /// What a call produced, with what the host saw of it.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Outcome<T> {
     /// The component's answer.
-    pub result: Result<MachineAction, ActionError>,
+    pub result: Result<T, ActionError>,
     /// Requests the outbound policy refused, with the reason for each.
     pub denials: Vec<String>,
     /// Requests the outbound policy let through.
     pub requests_sent: u32,
 }
+
+/// An export call in progress: the component's answer, or the trap that ended it.
+type ExportCall<'a, T> =
+    Pin<Box<dyn Future<Output = wasmtime::Result<Result<T, ActionError>>> + Send + 'a>>;
 
 /// One compiled component, ready to be instantiated per call. Share it (`Arc`) across tasks.
 pub struct Runtime {
@@ -81,30 +95,114 @@ impl Runtime {
         &self.limits
     }
 
-    /// Runs `stop-and-quarantine` for `tenant` in a fresh store.
+    /// Runs `stop-and-quarantine` for one device.
     pub async fn stop_and_quarantine(
         &self,
         tenant: &Tenant,
         machine_id: &str,
         sha1: &str,
         comment: &str,
-    ) -> Result<Outcome, RuntimeError> {
-        let mut store = self.store(tenant);
-        let call = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            instance
-                .defender_endpoint_actions()
-                .call_stop_and_quarantine(&mut store, machine_id, sha1, comment)
-                .await
+    ) -> Result<Outcome<MachineAction>, RuntimeError> {
+        let args = (machine_id.to_owned(), sha1.to_owned(), comment.to_owned());
+        self.run(tenant, self.limits.wall_clock, None, move |guest, store| {
+            Box::pin(async move {
+                let (machine_id, sha1, comment) = args;
+                guest
+                    .defender_endpoint_actions()
+                    .call_stop_and_quarantine(store, &machine_id, &sha1, &comment)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Runs `quarantine`: one file on many devices, optionally waiting for the actions to
+    /// finish. `progress` hears every status the component sees. The call's wall-clock limit
+    /// grows with the number of devices and the wait.
+    pub async fn quarantine(
+        &self,
+        tenant: &Tenant,
+        request: QuarantineRequest,
+        progress: Option<ProgressSink>,
+    ) -> Result<Outcome<Vec<MachineOutcome>>, RuntimeError> {
+        let machines = match &request.targets {
+            Targets::Machines(ids) => u32::try_from(ids.len()).unwrap_or(u32::MAX),
+            Targets::Everywhere => MAX_MACHINES,
         };
-        let result = match tokio::time::timeout(self.limits.wall_clock, call).await {
+        let wait = request
+            .wait
+            .as_ref()
+            .map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms));
+        let wall_clock = self.limits.wall_clock
+            + wait
+            + WALL_CLOCK_PER_MACHINE.saturating_mul(machines.min(MAX_MACHINES));
+        self.run(tenant, wall_clock, progress, move |guest, store| {
+            Box::pin(async move {
+                guest
+                    .defender_endpoint_actions()
+                    .call_quarantine(store, &request)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Runs `get-action`.
+    pub async fn get_action(
+        &self,
+        tenant: &Tenant,
+        action_id: &str,
+    ) -> Result<Outcome<MachineAction>, RuntimeError> {
+        let id = action_id.to_owned();
+        self.run(tenant, self.limits.wall_clock, None, move |guest, store| {
+            Box::pin(async move {
+                guest
+                    .defender_endpoint_actions()
+                    .call_get_action(store, &id)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Runs `cancel-action`.
+    pub async fn cancel_action(
+        &self,
+        tenant: &Tenant,
+        action_id: &str,
+        comment: &str,
+    ) -> Result<Outcome<MachineAction>, RuntimeError> {
+        let args = (action_id.to_owned(), comment.to_owned());
+        self.run(tenant, self.limits.wall_clock, None, move |guest, store| {
+            Box::pin(async move {
+                let (id, comment) = args;
+                guest
+                    .defender_endpoint_actions()
+                    .call_cancel_action(store, &id, &comment)
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Instantiates the component in a fresh store for `tenant` and makes one export call,
+    /// within `wall_clock`.
+    async fn run<T>(
+        &self,
+        tenant: &Tenant,
+        wall_clock: Duration,
+        progress: Option<ProgressSink>,
+        call: impl for<'a> FnOnce(&'a Defender, &'a mut Store<Invocation>) -> ExportCall<'a, T>,
+    ) -> Result<Outcome<T>, RuntimeError> {
+        let mut store = self.store(tenant, progress);
+        let invocation = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            call(&instance, &mut store).await
+        };
+        let result = match tokio::time::timeout(wall_clock, invocation).await {
             Ok(Ok(result)) => result,
             Ok(Err(error)) => return Err(classify(error)),
-            Err(_) => {
-                return Err(RuntimeError::Limit(LimitExceeded::WallClock(
-                    self.limits.wall_clock,
-                )));
-            }
+            Err(_) => return Err(RuntimeError::Limit(LimitExceeded::WallClock(wall_clock))),
         };
         let outbound = &mut store.data_mut().outbound;
         Ok(Outcome {
@@ -114,8 +212,9 @@ impl Runtime {
         })
     }
 
-    fn store(&self, tenant: &Tenant) -> Store<Invocation> {
-        let mut store = Store::new(&self.engine, Invocation::new(tenant.clone(), &self.limits));
+    fn store(&self, tenant: &Tenant, progress: Option<ProgressSink>) -> Store<Invocation> {
+        let invocation = Invocation::new(tenant.clone(), &self.limits, progress);
+        let mut store = Store::new(&self.engine, invocation);
         store.limiter(|state| &mut state.memory);
         store.call_hook(|mut ctx, hook| {
             let cpu = &mut ctx.data_mut().cpu;

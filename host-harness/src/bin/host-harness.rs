@@ -1,6 +1,7 @@
 //! `host-harness`: see [`host_harness::cli`].
 
 use host_harness::cli::{Console, run};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -9,6 +10,7 @@ async fn main() -> ExitCode {
     let mut console = Console {
         out: &mut out,
         err: &mut err,
+        err_is_terminal: std::io::stderr().is_terminal(),
     };
     run(std::env::args_os(), &mut console).await
 }

@@ -1,14 +1,13 @@
 //! The MachineAction the simulator creates, shaped like the API's.
 
 use serde_json::{Value, json};
-use std::time::SystemTime;
 
 /// A new `StopAndQuarantineFile` action, `Pending`, as the API returns it today.
 pub fn stop_and_quarantine(machine_id: &str, sha1: &str, comment: &str, requestor: &str) -> Value {
     let mut id = [0u8; 16];
     // Predictable action IDs would only make the simulator less realistic, not unsafe.
     let _ = getrandom::fill(&mut id);
-    let now = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+    let now = super::state::now();
     json!({
         "@odata.context": "https://api.security.microsoft.com/api/$metadata#MachineActions/$entity",
         "id": guid(&id),

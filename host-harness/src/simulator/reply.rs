@@ -43,6 +43,9 @@ pub enum Reply {
     },
     /// Waits, then gives the inner answer.
     Delayed(Duration, Box<Reply>),
+    /// Creates the action like [`Reply::Create`], then drops the connection without answering:
+    /// the client cannot know the action exists.
+    CreateThenDrop,
 }
 
 impl Reply {

@@ -13,6 +13,7 @@ mod bindings {
 }
 
 use bindings::defender::endpoint::types::{ActionError, ApiError, MachineAction};
+use bindings::exports::defender::endpoint::actions::{MachineOutcome, QuarantineRequest};
 use bindings::defender::endpoint::{credentials, rate_limit};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
@@ -57,6 +58,23 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         }
         Err(send(&url, authorization))
     }
+
+    fn quarantine(_: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
+        Err(unsupported())
+    }
+
+    fn get_action(_: String) -> Result<MachineAction, ActionError> {
+        Err(unsupported())
+    }
+
+    fn cancel_action(_: String, _: String) -> Result<MachineAction, ActionError> {
+        Err(unsupported())
+    }
+}
+
+/// The probe acts only through `stop-and-quarantine`.
+fn unsupported() -> ActionError {
+    ActionError::Transport("the probe only implements stop-and-quarantine".into())
 }
 
 fn send(url: &str, authorization: Option<String>) -> ActionError {

@@ -1,0 +1,424 @@
+//! The `host-harness` command line: run the stop-and-quarantine component locally, against the
+//! real API or the built-in simulator. Exit codes: 0 done, 1 failed (for a fan-out: any device
+//! failed), 2 invalid input (nothing was sent). It lives in the library, writing to given
+//! streams, so tests run it in-process.
+
+mod progress;
+
+use crate::credentials::{EnvToken, StaticToken, TokenSource};
+use crate::limits::Limits;
+use crate::origin::ApiOrigin;
+use crate::rate_limit::{Budget, RateLimiter};
+use crate::secret::Secret;
+use crate::simulator::Simulator;
+use crate::{
+    ActionError, COMPONENT, File, MachineAction, MachineOutcome, Outcome, ProgressUpdate,
+    QuarantineRequest, Runtime, Targets, Tenant, Wait, report,
+};
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Parser, Subcommand};
+use progress::ProgressView;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+const DEFAULT_API_URL: &str = "https://api.security.microsoft.com";
+const INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(version, about = "Run the Defender for Endpoint stop-and-quarantine component")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stop a file's processes on devices and quarantine it.
+    #[command(group(ArgGroup::new("targets").required(true).args(["machine_ids", "machines_file", "everywhere"])))]
+    #[command(group(ArgGroup::new("hash").required(true).args(["sha1", "file"])))]
+    StopAndQuarantine {
+        /// A device's ID (40 hex characters); repeat for several devices.
+        #[arg(long = "machine-id")]
+        machine_ids: Vec<String>,
+        /// A file of device IDs, one per line (blank lines and `#` comments are skipped).
+        #[arg(long, conflicts_with = "machine_ids")]
+        machines_file: Option<PathBuf>,
+        /// Every device on which the API has seen the file.
+        #[arg(long, conflicts_with_all = ["machine_ids", "machines_file"])]
+        everywhere: bool,
+        /// The file's SHA-1 (40 hex characters).
+        #[arg(long)]
+        sha1: Option<String>,
+        /// The file itself: its SHA-1 is computed by the component.
+        #[arg(long, conflicts_with = "sha1")]
+        file: Option<PathBuf>,
+        /// The comment attached to the actions.
+        #[arg(long)]
+        comment: String,
+        /// Wait for the actions to reach a final status, showing progress on stderr.
+        #[arg(long)]
+        wait: bool,
+        /// How long to wait, in seconds.
+        #[arg(long, requires = "wait", default_value_t = 300)]
+        timeout: u64,
+        /// Cancel the actions still not final when the wait times out.
+        #[arg(long, requires = "wait")]
+        cancel_on_timeout: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Show an action.
+    Status {
+        /// The action's ID.
+        action_id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Cancel an action that is not final yet.
+    Cancel {
+        /// The action's ID.
+        action_id: String,
+        /// Why it is cancelled.
+        #[arg(long)]
+        comment: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Serve the API simulator on 127.0.0.1 until interrupted.
+    Simulate {
+        /// The port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Accept only the token in this environment variable, if it is set.
+        #[arg(long, default_value = "MDE_TOKEN")]
+        token_env: String,
+    },
+    /// Run the API page's example against an in-process simulator.
+    Demo,
+}
+
+#[derive(clap::Args)]
+struct Connection {
+    /// The tenant's API base URL; http is accepted only for 127.0.0.1, [::1] and localhost.
+    #[arg(long, default_value = DEFAULT_API_URL)]
+    api_url: String,
+    /// The environment variable that holds the bearer token.
+    #[arg(long, default_value = "MDE_TOKEN")]
+    token_env: String,
+    /// Run this component instead of the embedded one.
+    #[arg(long)]
+    component: Option<PathBuf>,
+}
+
+/// Where the command writes: its standard output and standard error.
+pub struct Console<'a> {
+    /// Results: the MachineAction's JSON, the simulator's URL.
+    pub out: &'a mut dyn Write,
+    /// Diagnostics: errors, refusals, progress.
+    pub err: &'a mut dyn Write,
+    /// Whether `err` is a terminal, where progress is drawn as a bar.
+    pub err_is_terminal: bool,
+}
+
+/// Runs the command line `args` (program name first) and returns the exit code.
+pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console<'_>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let target = if error.use_stderr() {
+                &mut console.err
+            } else {
+                &mut console.out
+            };
+            // Nothing more can be said if the console itself is gone.
+            let _ = write!(target, "{}", error.render());
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(INVALID));
+        }
+    };
+    let result = match cli.command {
+        Command::StopAndQuarantine {
+            machine_ids,
+            machines_file,
+            everywhere,
+            sha1,
+            file,
+            comment,
+            wait,
+            timeout,
+            cancel_on_timeout,
+            connection,
+        } => {
+            let single = machine_ids.len() == 1;
+            let targets = match (machines_file, everywhere) {
+                (_, true) => Ok(Targets::Everywhere),
+                (Some(path), false) => read_machines(&path).map(Targets::Machines),
+                (None, false) => Ok(Targets::Machines(machine_ids)),
+            };
+            let file = match (sha1, file) {
+                (Some(sha1), _) => Ok(File::Sha1(sha1)),
+                (None, Some(path)) => std::fs::read(&path)
+                    .map(File::Content)
+                    .with_context(|| format!("reading --file {}", path.display())),
+                (None, None) => Err(anyhow::anyhow!("give --sha1 or --file")),
+            };
+            match (targets, file) {
+                (Ok(targets), Ok(file)) => {
+                    let request = QuarantineRequest {
+                        targets,
+                        file,
+                        comment,
+                        wait: wait.then_some(Wait {
+                            timeout_ms: timeout.saturating_mul(1000),
+                            cancel_on_timeout,
+                        }),
+                    };
+                    quarantine(request, single, connection, console).await
+                }
+                (Err(error), _) | (_, Err(error)) => {
+                    let _ = writeln!(console.err, "invalid input: {error:#}");
+                    return ExitCode::from(INVALID);
+                }
+            }
+        }
+        Command::Status {
+            action_id,
+            connection,
+        } => status(&action_id, connection, console).await,
+        Command::Cancel {
+            action_id,
+            comment,
+            connection,
+        } => cancel(&action_id, &comment, connection, console).await,
+        Command::Simulate { port, token_env } => simulate(port, &token_env, console).await,
+        Command::Demo => demo(console).await,
+    };
+    result.unwrap_or_else(|error| {
+        let _ = writeln!(console.err, "error: {error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// One device ID a line; blank lines and `#` comments skipped.
+fn read_machines(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --machines-file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The runtime and tenant a connection describes; `None` after reporting a bad `--api-url`.
+fn connect(connection: Connection, console: &mut Console<'_>) -> Result<Option<(Runtime, Tenant)>> {
+    let origin = match ApiOrigin::parse(&connection.api_url) {
+        Ok(origin) => origin,
+        Err(error) => {
+            writeln!(console.err, "invalid --api-url: {error}")?;
+            return Ok(None);
+        }
+    };
+    let runtime = load(connection.component.as_deref())?;
+    let tenant = tenant(origin, Arc::new(EnvToken::new(connection.token_env)));
+    Ok(Some((runtime, tenant)))
+}
+
+async fn quarantine(
+    request: QuarantineRequest,
+    single: bool,
+    connection: Connection,
+    console: &mut Console<'_>,
+) -> Result<ExitCode> {
+    let Some((runtime, tenant)) = connect(connection, console)? else {
+        return Ok(ExitCode::from(INVALID));
+    };
+    let (sender, mut updates) = mpsc::unbounded_channel::<ProgressUpdate>();
+    let sink = Arc::new(move |update: &ProgressUpdate| {
+        // The receiver only goes away once the call is over.
+        let _ = sender.send(update.clone());
+    });
+    let show_progress = request.wait.is_some();
+    let mut view = ProgressView::new(console.err_is_terminal);
+    let call = runtime.quarantine(&tenant, request, Some(sink));
+    let err = &mut *console.err;
+    let drain = async {
+        while let Some(update) = updates.recv().await {
+            if show_progress {
+                view.show(err, &update)?;
+            }
+        }
+        view.finish(err)
+    };
+    let (outcome, drained) = tokio::join!(call, drain);
+    drained?;
+    let outcome = outcome?;
+    report_denials(&outcome, console)?;
+    let outcomes = match outcome.result {
+        Ok(outcomes) => outcomes,
+        Err(error) => return print_error(&error, console),
+    };
+    if single && let [one] = outcomes.as_slice() {
+        return match &one.outcome {
+            Ok(q) => print_action(&q.action, console),
+            Err(error) => print_error(error, console),
+        };
+    }
+    print_outcomes(&outcomes, console)
+}
+
+async fn status(
+    action_id: &str,
+    connection: Connection,
+    console: &mut Console<'_>,
+) -> Result<ExitCode> {
+    let Some((runtime, tenant)) = connect(connection, console)? else {
+        return Ok(ExitCode::from(INVALID));
+    };
+    let outcome = runtime.get_action(&tenant, action_id).await?;
+    print(outcome, console)
+}
+
+async fn cancel(
+    action_id: &str,
+    comment: &str,
+    connection: Connection,
+    console: &mut Console<'_>,
+) -> Result<ExitCode> {
+    let Some((runtime, tenant)) = connect(connection, console)? else {
+        return Ok(ExitCode::from(INVALID));
+    };
+    let outcome = runtime.cancel_action(&tenant, action_id, comment).await?;
+    print(outcome, console)
+}
+
+async fn simulate(port: u16, token_env: &str, console: &mut Console<'_>) -> Result<ExitCode> {
+    let token = std::env::var(token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let accepts = if token.is_some() {
+        format!("the bearer token in {token_env}")
+    } else {
+        "any bearer token".to_owned()
+    };
+    let simulator = Simulator::start(port, token.map(Secret::new))
+        .await
+        .context("starting the simulator")?;
+    writeln!(
+        console.err,
+        "simulating the Defender for Endpoint API on {} (accepting {accepts}); Ctrl-C stops",
+        simulator.base_url()
+    )?;
+    writeln!(console.out, "{}", simulator.base_url())?;
+    console.out.flush()?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(console: &mut Console<'_>) -> Result<ExitCode> {
+    let token = Secret::new("demo-token");
+    let simulator = Simulator::start(0, Some(token.clone()))
+        .await
+        .context("starting the simulator")?;
+    let origin = ApiOrigin::parse(&simulator.base_url())?;
+    let runtime = load(None)?;
+    let tenant = tenant(origin, Arc::new(StaticToken::new(token)));
+    writeln!(
+        console.err,
+        "demo: the API page's example, against the simulator on {}",
+        simulator.base_url()
+    )?;
+    let outcome = runtime
+        .stop_and_quarantine(
+            &tenant,
+            "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+            "87662bc3d60e4200ceaf7aae249d1c343f4b83c9",
+            "Stop and quarantine file on machine due to alert 441688558380765161_2136280442",
+        )
+        .await?;
+    for request in simulator.requests() {
+        writeln!(
+            console.err,
+            "demo: the simulator received {} {} {}",
+            request.method,
+            request.path,
+            String::from_utf8_lossy(&request.body)
+        )?;
+    }
+    print(outcome, console)
+}
+
+fn load(component: Option<&Path>) -> Result<Runtime> {
+    let bytes = match component {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("reading the component {}", path.display()))?,
+        None => COMPONENT.to_vec(),
+    };
+    Ok(Runtime::new(&bytes, Limits::default())?)
+}
+
+fn tenant(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Tenant {
+    Tenant {
+        origin,
+        tokens,
+        limiter: Arc::new(RateLimiter::new(Budget::default())),
+    }
+}
+
+fn report_denials<T>(outcome: &Outcome<T>, console: &mut Console<'_>) -> Result<()> {
+    for denial in &outcome.denials {
+        writeln!(console.err, "host: refused a request: {denial}")?;
+    }
+    Ok(())
+}
+
+/// Prints one action on stdout, or the error on stderr, and picks the exit code.
+fn print(outcome: Outcome<MachineAction>, console: &mut Console<'_>) -> Result<ExitCode> {
+    report_denials(&outcome, console)?;
+    match &outcome.result {
+        Ok(action) => print_action(action, console),
+        Err(error) => print_error(error, console),
+    }
+}
+
+fn print_action(action: &MachineAction, console: &mut Console<'_>) -> Result<ExitCode> {
+    let json = report::action_json(action);
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&json)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<ExitCode> {
+    writeln!(console.err, "error: {}", report::error_line(error))?;
+    Ok(match error {
+        ActionError::InvalidInput(_) => ExitCode::from(INVALID),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The fan-out's array; exit 1 when any device failed, after reporting every device.
+fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) -> Result<ExitCode> {
+    let json = report::outcomes_json(outcomes);
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&json)?)?;
+    let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
+    for outcome in &failed {
+        if let Err(error) = &outcome.outcome {
+            writeln!(
+                console.err,
+                "machine {}: {}",
+                outcome.machine_id,
+                report::error_line(error)
+            )?;
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
