@@ -230,11 +230,227 @@ async fn another_component_can_be_run() {
     let args = with(&bad);
     let run_bad = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert_eq!(run_bad.code, ExitCode::FAILURE);
-    assert!(run_bad.err.contains("loading the component"), "{}", run_bad.err);
+    assert!(
+        run_bad.err.contains("loading the component"),
+        "{}",
+        run_bad.err
+    );
     assert!(simulator.requests().is_empty());
     let args = with(&good);
     let run_good = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert_eq!(run_good.code, ExitCode::SUCCESS, "{}", run_good.err);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(simulator.requests().len(), 1);
+}
+
+const OTHER: &str = "7f1c0a3e5b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e";
+
+fn connection(simulator: &Simulator) -> Vec<String> {
+    vec![
+        "--api-url".into(),
+        simulator.base_url(),
+        "--token-env".into(),
+        token_env().into(),
+    ]
+}
+
+async fn cli_owned(args: Vec<String>) -> Run {
+    cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+}
+
+fn quarantine_args(simulator: &Simulator, targets: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["stop-and-quarantine".to_owned()];
+    args.extend(targets.iter().map(|s| (*s).to_owned()));
+    args.extend(["--comment".into(), COMMENT.into()]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend(connection(simulator));
+    args
+}
+
+#[tokio::test]
+async fn several_devices_print_an_array_and_exit_1_when_any_failed() {
+    let simulator = simulator().await;
+    simulator.reply_for_machine(OTHER, Reply::error(404, "ResourceNotFound"));
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE, "--machine-id", OTHER],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes[0]["machineId"], MACHINE);
+    assert_eq!(outcomes[0]["action"]["status"], "Pending");
+    assert!(outcomes[0].get("adopted").is_none());
+    assert_eq!(outcomes[1]["machineId"], OTHER);
+    assert_eq!(outcomes[1]["error"]["kind"], "not-found");
+    assert_eq!(outcomes[1]["error"]["status"], 404);
+    assert_eq!(outcomes[1]["error"]["code"], "ResourceNotFound");
+    assert!(outcomes[1]["error"]["target"].is_string());
+    assert!(run.err.contains(OTHER), "{}", run.err);
+
+    // The same devices again: both now have a pending action, which is adopted.
+    simulator.reply_for_machine(OTHER, Reply::Create);
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE, "--machine-id", OTHER],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes[0]["adopted"], true);
+    assert!(outcomes[1].get("adopted").is_none());
+}
+
+#[tokio::test]
+async fn a_machines_file_and_a_file_to_hash() {
+    let simulator = simulator().await;
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("machines.txt");
+    std::fs::write(&list, format!("# devices\n{MACHINE}\n\n{OTHER}\n")).unwrap();
+    let sample = dir.join("sample.bin");
+    std::fs::write(&sample, b"abc").unwrap();
+    let (list, sample) = (list.display().to_string(), sample.display().to_string());
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machines-file", &list],
+        &["--file", &sample],
+    ))
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes.as_array().unwrap().len(), 2);
+    let sha1_of_abc = "a9993e364706816aba3e25717850c26c9cd0d89d";
+    assert_eq!(
+        outcomes[1]["action"]["relatedFileInfo"]["fileIdentifier"],
+        sha1_of_abc
+    );
+}
+
+#[tokio::test]
+async fn too_many_devices_exit_2_before_sending() {
+    let simulator = simulator().await;
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-many-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("machines.txt");
+    let ids: Vec<String> = (0..1001).map(|i| format!("{i:040x}")).collect();
+    std::fs::write(&list, ids.join("\n")).unwrap();
+    let list = list.display().to_string();
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machines-file", &list],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("machine-ids"), "{}", run.err);
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn everywhere_with_wait_shows_progress_lines_and_final_actions() {
+    let simulator = simulator().await;
+    simulator.file_seen_on(SHA1, &[MACHINE, OTHER]);
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--everywhere"],
+        &["--sha1", SHA1, "--wait", "--timeout", "60"],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    for outcome in outcomes.as_array().unwrap() {
+        assert_eq!(outcome["action"]["status"], "Succeeded");
+    }
+    let lines: Vec<&str> = run.err.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with("progress: machine ")),
+        "{}",
+        run.err
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(OTHER) && l.ends_with("Succeeded"))
+    );
+}
+
+#[tokio::test]
+async fn on_a_terminal_progress_is_a_bar() {
+    let simulator = simulator().await;
+    let args = quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE],
+        &["--sha1", SHA1, "--wait", "--timeout", "60"],
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut console = Console {
+        out: &mut out,
+        err: &mut err,
+        err_is_terminal: true,
+    };
+    let argv = std::iter::once("host-harness".to_owned())
+        .chain(args)
+        .map(Into::into);
+    assert_eq!(run(argv, &mut console).await, ExitCode::SUCCESS);
+    let err = String::from_utf8(err).unwrap();
+    assert!(
+        err.contains("\r[##############################] 1/1 final"),
+        "{err:?}"
+    );
+    // One device and no fan-out: stdout is the action object, as before.
+    let action: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(action["status"], "Succeeded");
+}
+
+#[tokio::test]
+async fn status_and_cancel_commands() {
+    let simulator = simulator().await;
+    simulator.set_progression(host_harness::simulator::Progression::StayPending);
+    let created = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    let action: serde_json::Value = serde_json::from_str(&created.out).unwrap();
+    let id = action["id"].as_str().unwrap().to_owned();
+
+    let mut status = vec!["status".to_owned(), id.clone()];
+    status.extend(connection(&simulator));
+    let run = cli_owned(status).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let shown: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(
+        (shown["id"].as_str(), shown["status"].as_str()),
+        (Some(id.as_str()), Some("Pending"))
+    );
+
+    let mut cancel = vec![
+        "cancel".to_owned(),
+        id.clone(),
+        "--comment".into(),
+        "mistake".into(),
+    ];
+    cancel.extend(connection(&simulator));
+    let run = cli_owned(cancel).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let cancelled: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(cancelled["status"], "Cancelled");
+    assert_eq!(cancelled["cancellationComment"], "mistake");
+
+    let mut unknown = vec![
+        "cancel".to_owned(),
+        "00000000-0000-4000-8000-000000000000".into(),
+        "--comment".into(),
+        "x".into(),
+    ];
+    unknown.extend(connection(&simulator));
+    let run = cli_owned(unknown).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(run.err.contains("HTTP 404"), "{}", run.err);
 }

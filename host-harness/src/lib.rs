@@ -20,16 +20,16 @@ pub mod secret;
 pub mod simulator;
 pub mod tenant;
 
+pub use bindings::defender::endpoint::progress::Update as ProgressUpdate;
 pub use bindings::defender::endpoint::types::{
     ActionError, ActionStatus, ApiError, ForbiddenError, InvalidInput, MachineAction,
     RateLimitedError, RelatedFile,
 };
-pub use meter::LimitExceeded;
-pub use bindings::defender::endpoint::progress::Update as ProgressUpdate;
 pub use bindings::exports::defender::endpoint::actions::{
     File, MachineOutcome, QuarantineRequest, Quarantined, Targets, Wait,
 };
 pub use invocation::ProgressSink;
+pub use meter::LimitExceeded;
 pub use runtime::{Outcome, Runtime, RuntimeError};
 pub use tenant::Tenant;
 

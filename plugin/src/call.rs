@@ -34,9 +34,9 @@ impl From<Failure> for ActionError {
     fn from(failure: Failure) -> Self {
         match failure {
             Failure::Action(error) => error,
-            Failure::MaybeSent(message) => ActionError::Transport(format!(
-                "{message}; the request may have reached the API"
-            )),
+            Failure::MaybeSent(message) => {
+                ActionError::Transport(format!("{message}; the request may have reached the API"))
+            }
         }
     }
 }

@@ -80,10 +80,19 @@ fn everywhere(
             Ok(id) if !seen.insert(id.as_str().to_owned()) => continue,
             Ok(_) if seen.len() > MAX_MACHINES => Err((
                 raw.to_ascii_lowercase(),
-                invalid("machine-ids", format!("past the API's limit of {MAX_MACHINES} devices per file")),
+                invalid(
+                    "machine-ids",
+                    format!("past the API's limit of {MAX_MACHINES} devices per file"),
+                ),
             )),
             Ok(id) => Ok(id),
-            Err(_) => Err((raw, invalid("machine-id", "the API listed a device ID that is not 40 hex characters".into()))),
+            Err(_) => Err((
+                raw,
+                invalid(
+                    "machine-id",
+                    "the API listed a device ID that is not 40 hex characters".into(),
+                ),
+            )),
         };
         targets.push(target);
     }

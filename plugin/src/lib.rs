@@ -42,8 +42,14 @@ impl Guest for Component {
         let machine = MachineId::parse(&machine_id)?;
         let sha1 = Sha1::parse(&sha1)?;
         let comment = Comment::parse(&comment)?;
-        operations::create(&mut wasi::Wasi, &machine, &sha1, &comment, &RetryPolicy::default())
-            .map(|q| q.action)
+        operations::create(
+            &mut wasi::Wasi,
+            &machine,
+            &sha1,
+            &comment,
+            &RetryPolicy::default(),
+        )
+        .map(|q| q.action)
     }
 
     fn quarantine(request: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {

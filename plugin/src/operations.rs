@@ -33,7 +33,10 @@ pub struct Quarantined {
 pub fn is_final(status: &ActionStatus) -> bool {
     matches!(
         status,
-        ActionStatus::Succeeded | ActionStatus::Failed | ActionStatus::TimeOut | ActionStatus::Cancelled
+        ActionStatus::Succeeded
+            | ActionStatus::Failed
+            | ActionStatus::TimeOut
+            | ActionStatus::Cancelled
     )
 }
 

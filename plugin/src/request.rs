@@ -123,7 +123,10 @@ pub fn list_actions(machine: &MachineId) -> ApiRequest {
         "machineId eq '{}' and type eq '{ACTION_TYPE}'",
         machine.as_str()
     );
-    get(format!("/api/machineactions?$filter={}", percent_encode(&filter)))
+    get(format!(
+        "/api/machineactions?$filter={}",
+        percent_encode(&filter)
+    ))
 }
 
 /// `GET /api/files/{sha1}/machines`: the devices that have seen the file.
@@ -180,7 +183,10 @@ mod tests {
         let machine = MachineId::parse("1e5bc9d7e413ddd7902c2932e418702b84d0cc07").unwrap();
         let get = get_action(&id);
         assert_eq!((get.method, get.body.len()), (Method::Get, 0));
-        assert_eq!(get.path, "/api/machineactions/141408d1-384c-4c19-8b57-ba39e378011a");
+        assert_eq!(
+            get.path,
+            "/api/machineactions/141408d1-384c-4c19-8b57-ba39e378011a"
+        );
         let cancel = cancel_action(&id, &Comment::parse("oops").unwrap());
         assert_eq!(cancel.method, Method::Post);
         assert_eq!(cancel.path, format!("{}/cancel", get.path));

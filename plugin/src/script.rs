@@ -92,4 +92,3 @@ pub fn throttle(secs: &str) -> Result<RawResponse, SendError> {
         )?
     })
 }
-

@@ -70,16 +70,28 @@ mod tests {
     #[test]
     fn parses_the_apis_spellings() {
         assert_eq!(parse_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_ms("2018-12-04T12:15:04.3825985Z"), Some(1_543_925_704_382));
+        assert_eq!(
+            parse_ms("2018-12-04T12:15:04.3825985Z"),
+            Some(1_543_925_704_382)
+        );
         assert_eq!(parse_ms("2018-12-04T12:15:04Z"), Some(1_543_925_704_000));
         assert_eq!(parse_ms("2018-12-04T12:15:04"), Some(1_543_925_704_000));
-        assert_eq!(parse_ms("2018-12-04T13:15:04+01:00"), Some(1_543_925_704_000));
+        assert_eq!(
+            parse_ms("2018-12-04T13:15:04+01:00"),
+            Some(1_543_925_704_000)
+        );
         assert_eq!(parse_ms("2024-02-29T00:00:00.5Z"), Some(1_709_164_800_500));
     }
 
     #[test]
     fn refuses_anything_else() {
-        for bad in ["", "yesterday", "2018-13-04T12:15:04Z", "2018-12-04", "2018-12-04T12:15Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2018-13-04T12:15:04Z",
+            "2018-12-04",
+            "2018-12-04T12:15Z",
+        ] {
             assert_eq!(parse_ms(bad), None, "{bad}");
         }
     }

@@ -88,8 +88,8 @@ impl ActionId {
     pub fn parse(input: &str) -> Result<Self, ActionError> {
         let value = input.trim();
         let groups: Vec<&str> = value.split('-').collect();
-        let shaped = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-            && groups.iter().all(|g| is_hex(g));
+        let shaped =
+            groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| is_hex(g));
         if shaped {
             Ok(Self(value.to_ascii_lowercase()))
         } else {
@@ -278,7 +278,12 @@ mod tests {
     fn action_ids_are_guids() {
         let id = ActionId::parse("141408D1-384C-4C19-8B57-BA39E378011A").unwrap();
         assert_eq!(id.as_str(), "141408d1-384c-4c19-8b57-ba39e378011a");
-        for bad in ["", "141408d1", "141408d1-384c-4c19-8b57-ba39e378011a/cancel", "../x"] {
+        for bad in [
+            "",
+            "141408d1",
+            "141408d1-384c-4c19-8b57-ba39e378011a/cancel",
+            "../x",
+        ] {
             assert_eq!(field_of(ActionId::parse(bad).unwrap_err()).0, "action-id");
         }
     }

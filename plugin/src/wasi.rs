@@ -74,7 +74,10 @@ fn send(
         maybe_sent: false,
     };
     let mut headers = vec![
-        ("authorization".to_string(), authorization.as_bytes().to_vec()),
+        (
+            "authorization".to_string(),
+            authorization.as_bytes().to_vec(),
+        ),
         ("accept".into(), b"application/json".to_vec()),
     ];
     let method = match request.method {

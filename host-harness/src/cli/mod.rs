@@ -28,8 +28,22 @@ use tokio::sync::mpsc;
 const DEFAULT_API_URL: &str = "https://api.security.microsoft.com";
 const INVALID: u8 = 2;
 
+/// The API page's example: the file, its device, and the comment.
+const EXAMPLE_SHA1: &str = "87662bc3d60e4200ceaf7aae249d1c343f4b83c9";
+const EXAMPLE_COMMENT: &str =
+    "Stop and quarantine file on machine due to alert 441688558380765161_2136280442";
+/// The devices `simulate` says have seen the example file: the page's device and two more.
+const EXAMPLE_FLEET: [&str; 3] = [
+    "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+    "7f1c0a3e5b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e",
+    "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9",
+];
+
 #[derive(Parser)]
-#[command(version, about = "Run the Defender for Endpoint stop-and-quarantine component")]
+#[command(
+    version,
+    about = "Run the Defender for Endpoint stop-and-quarantine component"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -308,10 +322,16 @@ async fn simulate(port: u16, token_env: &str, console: &mut Console<'_>) -> Resu
     let simulator = Simulator::start(port, token.map(Secret::new))
         .await
         .context("starting the simulator")?;
+    simulator.file_seen_on(EXAMPLE_SHA1, &EXAMPLE_FLEET);
     writeln!(
         console.err,
         "simulating the Defender for Endpoint API on {} (accepting {accepts}); Ctrl-C stops",
         simulator.base_url()
+    )?;
+    writeln!(
+        console.err,
+        "the file {EXAMPLE_SHA1} has been seen on {}",
+        EXAMPLE_FLEET.join(", ")
     )?;
     writeln!(console.out, "{}", simulator.base_url())?;
     console.out.flush()?;
@@ -335,12 +355,7 @@ async fn demo(console: &mut Console<'_>) -> Result<ExitCode> {
         simulator.base_url()
     )?;
     let outcome = runtime
-        .stop_and_quarantine(
-            &tenant,
-            "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
-            "87662bc3d60e4200ceaf7aae249d1c343f4b83c9",
-            "Stop and quarantine file on machine due to alert 441688558380765161_2136280442",
-        )
+        .stop_and_quarantine(&tenant, EXAMPLE_FLEET[0], EXAMPLE_SHA1, EXAMPLE_COMMENT)
         .await?;
     for request in simulator.requests() {
         writeln!(

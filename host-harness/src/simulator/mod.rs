@@ -100,7 +100,10 @@ impl Simulator {
     /// declared is unknown (404).
     pub fn file_seen_on(&self, sha1: &str, machine_ids: &[&str]) {
         let machines = machine_ids.iter().map(|m| (*m).to_owned()).collect();
-        self.shared.tenant().files.insert(sha1.to_ascii_lowercase(), machines);
+        self.shared
+            .tenant()
+            .files
+            .insert(sha1.to_ascii_lowercase(), machines);
     }
 
     /// How new actions progress as they are polled.

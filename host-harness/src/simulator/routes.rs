@@ -31,11 +31,21 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     };
     let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
-        Err(_) => return Ok(reply::api_error(413, "RequestEntityTooLarge", "Body too large")),
+        Err(_) => {
+            return Ok(reply::api_error(
+                413,
+                "RequestEntityTooLarge",
+                "Body too large",
+            ));
+        }
     };
     let request = RecordedRequest {
         method: parts.method.to_string(),
-        path: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
         authorization: header(header::AUTHORIZATION),
         content_type: header(header::CONTENT_TYPE),
         body,
@@ -56,7 +66,11 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         }
         (&Method::GET, ["api", "machineactions"]) => Ok(list(&shared, query)),
         (&Method::GET, ["api", "files", sha1, "machines"]) => Ok(machines_of(&shared, sha1)),
-        _ => Ok(reply::api_error(404, "ResourceNotFound", "Resource not found")),
+        _ => Ok(reply::api_error(
+            404,
+            "ResourceNotFound",
+            "Resource not found",
+        )),
     }
 }
 
@@ -136,15 +150,19 @@ fn create(shared: &Shared, machine_id: &str, request: &RecordedRequest) -> Respo
     if !authorized(shared, request) {
         return unauthorized();
     }
-    if let Err(response) = json_content(request) {
-        return response;
+    if !json_content(request) {
+        return unsupported_media_type();
     }
     if !is_hex40(machine_id) {
         let message = format!("Machine {machine_id} was not found");
         return reply::api_error(404, "ResourceNotFound", &message);
     }
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
-        return reply::api_error(400, "InvalidRequestBody", "Request body is not a JSON object");
+        return reply::api_error(
+            400,
+            "InvalidRequestBody",
+            "Request body is not a JSON object",
+        );
     };
     let member = |name: &str| body.get(name).and_then(Value::as_str);
     let (Some(comment), Some(sha1)) = (member("Comment"), member("Sha1")) else {
@@ -180,8 +198,8 @@ fn poll(shared: &Shared, id: &str) -> Response<Full<Bytes>> {
 }
 
 fn cancel(shared: &Shared, id: &str, request: &RecordedRequest) -> Response<Full<Bytes>> {
-    if let Err(response) = json_content(request) {
-        return response;
+    if !json_content(request) {
+        return unsupported_media_type();
     }
     let body = serde_json::from_slice::<Value>(&request.body).unwrap_or_default();
     let Some(comment) = body.get("Comment").and_then(Value::as_str) else {
@@ -201,7 +219,10 @@ fn cancel(shared: &Shared, id: &str, request: &RecordedRequest) -> Response<Full
 fn list(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
     let filter = query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("$filter=").or_else(|| pair.strip_prefix("%24filter=")))
+        .find_map(|pair| {
+            pair.strip_prefix("$filter=")
+                .or_else(|| pair.strip_prefix("%24filter="))
+        })
         .map(percent_decode)
         .unwrap_or_default();
     let mut terms = Vec::new();
@@ -222,7 +243,11 @@ fn list(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
 fn machines_of(shared: &Shared, sha1: &str) -> Response<Full<Bytes>> {
     let tenant = shared.tenant();
     let Some(machines) = tenant.files.get(&sha1.to_ascii_lowercase()) else {
-        return reply::api_error(404, "ResourceNotFound", &format!("File {sha1} was not found"));
+        return reply::api_error(
+            404,
+            "ResourceNotFound",
+            &format!("File {sha1} was not found"),
+        );
     };
     let value: Vec<Value> = machines
         .iter()
@@ -232,21 +257,24 @@ fn machines_of(shared: &Shared, sha1: &str) -> Response<Full<Bytes>> {
 }
 
 fn not_found_action(id: &str) -> Response<Full<Bytes>> {
-    reply::api_error(404, "ResourceNotFound", &format!("Machine action {id} was not found"))
+    reply::api_error(
+        404,
+        "ResourceNotFound",
+        &format!("Machine action {id} was not found"),
+    )
 }
 
-fn json_content(request: &RecordedRequest) -> Result<(), Response<Full<Bytes>>> {
-    let json = request.content_type.as_deref().is_some_and(|ct| {
+fn json_content(request: &RecordedRequest) -> bool {
+    request.content_type.as_deref().is_some_and(|ct| {
         ct.split(';')
             .next()
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-    });
-    if json {
-        Ok(())
-    } else {
-        let message = "Content-Type must be application/json";
-        Err(reply::api_error(415, "UnsupportedMediaType", message))
-    }
+    })
+}
+
+fn unsupported_media_type() -> Response<Full<Bytes>> {
+    let message = "Content-Type must be application/json";
+    reply::api_error(415, "UnsupportedMediaType", message)
 }
 
 fn is_hex40(value: &str) -> bool {

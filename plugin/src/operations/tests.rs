@@ -69,7 +69,12 @@ fn a_201_with_an_older_action_is_adopted() {
 #[test]
 fn already_pending_adopts_the_pending_action_for_this_file() {
     let pending = r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"Action is already in progress","target":"t"}}"#;
-    let other_file = action("x", "Pending", NOW, "ffffffffffffffffffffffffffffffffffffffff");
+    let other_file = action(
+        "x",
+        "Pending",
+        NOW,
+        "ffffffffffffffffffffffffffffffffffffffff",
+    );
     let finished = action("y", "Succeeded", NOW, SHA1);
     let wanted = action("z", "Pending", YESTERDAY, &SHA1.to_uppercase());
     let mut script = Script {
@@ -124,7 +129,10 @@ fn a_dropped_post_that_created_nothing_is_sent_again_after_looking_twice() {
     let mut script = Script {
         answers: [
             dropped(),
-            answer(200, &listing(&[action("old", "Succeeded", YESTERDAY, SHA1)])),
+            answer(
+                200,
+                &listing(&[action("old", "Succeeded", YESTERDAY, SHA1)]),
+            ),
             answer(200, &listing(&[])),
             answer(201, &action("new", "Pending", NOW, SHA1)),
         ]
@@ -155,7 +163,11 @@ fn a_dropped_post_whose_lookup_fails_is_not_sent_again() {
 fn sends_are_bounded_when_every_post_drops() {
     let mut answers = Vec::new();
     for _ in 0..MAX_SENDS {
-        answers.extend([dropped(), answer(200, &listing(&[])), answer(200, &listing(&[]))]);
+        answers.extend([
+            dropped(),
+            answer(200, &listing(&[])),
+            answer(200, &listing(&[])),
+        ]);
     }
     let mut script = Script {
         answers: answers.into(),

@@ -13,8 +13,8 @@ mod bindings {
 }
 
 use bindings::defender::endpoint::types::{ActionError, ApiError, MachineAction};
-use bindings::exports::defender::endpoint::actions::{MachineOutcome, QuarantineRequest};
 use bindings::defender::endpoint::{credentials, rate_limit};
+use bindings::exports::defender::endpoint::actions::{MachineOutcome, QuarantineRequest};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
