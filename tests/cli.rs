@@ -48,22 +48,43 @@ async fn cli(args: &[&str]) -> Run {
     run
 }
 
+/// `stop-and-quarantine` with these target and hash options and the example comment.
+fn stop(options: &[&str]) -> Vec<String> {
+    let mut args = vec!["stop-and-quarantine".to_owned()];
+    args.extend(options.iter().map(|s| (*s).to_owned()));
+    args.extend(["--comment".into(), COMMENT.into()]);
+    args
+}
+
+/// The options that point the command at `simulator` with the test token.
+fn connection(simulator: &Simulator) -> Vec<String> {
+    vec![
+        "--api-url".into(),
+        simulator.base_url(),
+        "--token-env".into(),
+        token_env().into(),
+    ]
+}
+
+async fn cli_owned(args: Vec<String>) -> Run {
+    cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+}
+
 async fn quarantine(simulator: &Simulator, machine: &str, sha1: &str, comment: &str) -> Run {
-    let url = simulator.base_url();
-    cli(&[
-        "stop-and-quarantine",
-        "--machine-id",
-        machine,
-        "--sha1",
-        sha1,
-        "--comment",
-        comment,
-        "--api-url",
-        &url,
-        "--token-env",
-        token_env(),
-    ])
-    .await
+    let mut args = vec!["stop-and-quarantine".to_owned()];
+    args.extend(
+        [
+            "--machine-id",
+            machine,
+            "--sha1",
+            sha1,
+            "--comment",
+            comment,
+        ]
+        .map(String::from),
+    );
+    args.extend(connection(simulator));
+    cli_owned(args).await
 }
 
 #[tokio::test]
@@ -114,18 +135,12 @@ async fn invalid_input_exits_2_with_one_line_naming_the_field() {
 
 #[tokio::test]
 async fn an_insecure_api_url_exits_2() {
-    let run = cli(&[
-        "stop-and-quarantine",
-        "--machine-id",
-        MACHINE,
-        "--sha1",
-        SHA1,
-        "--comment",
-        COMMENT,
-        "--api-url",
-        "http://api.security.microsoft.com",
-    ])
-    .await;
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend([
+        "--api-url".into(),
+        "http://api.security.microsoft.com".into(),
+    ]);
+    let run = cli_owned(args).await;
     assert_eq!(run.code, ExitCode::from(2));
     assert!(run.err.contains("--api-url"), "{}", run.err);
 }
@@ -158,21 +173,13 @@ async fn a_rejected_token_does_not_leak_into_the_output() {
 #[tokio::test]
 async fn a_missing_token_is_a_credentials_error() {
     let simulator = simulator().await;
-    let url = simulator.base_url();
-    let run = cli(&[
-        "stop-and-quarantine",
-        "--machine-id",
-        MACHINE,
-        "--sha1",
-        SHA1,
-        "--comment",
-        COMMENT,
-        "--api-url",
-        &url,
-        "--token-env",
-        "INTEGRATION_TESTS_UNSET_VARIABLE",
-    ])
-    .await;
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend(["--api-url".into(), simulator.base_url()]);
+    args.extend([
+        "--token-env".into(),
+        "INTEGRATION_TESTS_UNSET_VARIABLE".into(),
+    ]);
+    let run = cli_owned(args).await;
     assert_eq!(run.code, ExitCode::FAILURE);
     assert!(
         run.err.contains("INTEGRATION_TESTS_UNSET_VARIABLE"),
@@ -185,18 +192,9 @@ async fn a_missing_token_is_a_credentials_error() {
 #[tokio::test]
 async fn another_component_can_be_run() {
     let simulator = simulator().await;
-    let missing = cli(&[
-        "stop-and-quarantine",
-        "--machine-id",
-        MACHINE,
-        "--sha1",
-        SHA1,
-        "--comment",
-        COMMENT,
-        "--component",
-        "/nonexistent/component.wasm",
-    ])
-    .await;
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend(["--component".into(), "/nonexistent/component.wasm".into()]);
+    let missing = cli_owned(args).await;
     assert_eq!(missing.code, ExitCode::FAILURE);
     assert!(
         missing.err.contains("/nonexistent/component.wasm"),
@@ -209,26 +207,13 @@ async fn another_component_can_be_run() {
     let (good, bad) = (dir.join("good.wasm"), dir.join("bad.wasm"));
     std::fs::write(&good, host_harness::COMPONENT).unwrap();
     std::fs::write(&bad, b"\0asm not really").unwrap();
-    let url = simulator.base_url();
     let with = |path: &std::path::Path| {
-        vec![
-            "stop-and-quarantine".to_owned(),
-            "--machine-id".into(),
-            MACHINE.into(),
-            "--sha1".into(),
-            SHA1.into(),
-            "--comment".into(),
-            COMMENT.into(),
-            "--api-url".into(),
-            url.clone(),
-            "--token-env".into(),
-            token_env().into(),
-            "--component".into(),
-            path.display().to_string(),
-        ]
+        let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+        args.extend(connection(&simulator));
+        args.extend(["--component".into(), path.display().to_string()]);
+        args
     };
-    let args = with(&bad);
-    let run_bad = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let run_bad = cli_owned(with(&bad)).await;
     assert_eq!(run_bad.code, ExitCode::FAILURE);
     assert!(
         run_bad.err.contains("loading the component"),
@@ -236,8 +221,7 @@ async fn another_component_can_be_run() {
         run_bad.err
     );
     assert!(simulator.requests().is_empty());
-    let args = with(&good);
-    let run_good = cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let run_good = cli_owned(with(&good)).await;
     assert_eq!(run_good.code, ExitCode::SUCCESS, "{}", run_good.err);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(simulator.requests().len(), 1);
@@ -245,24 +229,8 @@ async fn another_component_can_be_run() {
 
 const OTHER: &str = "7f1c0a3e5b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e";
 
-fn connection(simulator: &Simulator) -> Vec<String> {
-    vec![
-        "--api-url".into(),
-        simulator.base_url(),
-        "--token-env".into(),
-        token_env().into(),
-    ]
-}
-
-async fn cli_owned(args: Vec<String>) -> Run {
-    cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
-}
-
 fn quarantine_args(simulator: &Simulator, targets: &[&str], extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["stop-and-quarantine".to_owned()];
-    args.extend(targets.iter().map(|s| (*s).to_owned()));
-    args.extend(["--comment".into(), COMMENT.into()]);
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut args = stop(&[targets, extra].concat());
     args.extend(connection(simulator));
     args
 }

@@ -3,7 +3,7 @@
 
 use host_harness::limits::Limits;
 use host_harness::{LimitExceeded, Runtime, RuntimeError};
-use integration_tests::{PROBE, simulator, tenant};
+use integration_tests::{MACHINE, PROBE, simulator, tenant};
 use std::time::Duration;
 
 fn probe_with(limits: Limits) -> Runtime {
@@ -57,5 +57,28 @@ async fn a_long_wait_hits_the_wall_clock_limit_not_the_cpu_limit() {
     assert_eq!(
         stopped_by(&runtime, "sleep").await,
         LimitExceeded::WallClock(wall_clock)
+    );
+}
+
+#[tokio::test]
+async fn time_waiting_in_the_host_is_not_charged_as_cpu() {
+    let runtime = probe_with(Limits {
+        cpu: Duration::from_millis(100),
+        ..Limits::default()
+    });
+    let simulator = simulator().await;
+    let url = format!(
+        "{}/api/machines/{MACHINE}/StopAndQuarantineFile",
+        simulator.base_url()
+    );
+    let outcome = runtime
+        .stop_and_quarantine(&tenant(&simulator), &url, "nap,credential,permit", "")
+        .await
+        .expect("a 0.3 s wait in the host is within a 0.1 s CPU budget");
+    // The probe reports the status it got: the simulator's 201.
+    assert!(
+        matches!(&outcome.result, Err(host_harness::ActionError::Upstream(api)) if api.status == 201),
+        "{:?}",
+        outcome.result
     );
 }

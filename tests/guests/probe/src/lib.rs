@@ -3,8 +3,9 @@
 //!
 //! `stop-and-quarantine(url, steps, _)`: `steps` is a comma-separated list of `credential`
 //! (ask the host for a grant and send its sealed `Authorization`), `permit` (ask for a rate-limit
-//! permit), `own-auth` (send an `Authorization` of its own instead), and the misbehaviours
-//! `sleep` (wait a minute in the host), `grow` (allocate without end) and `spin` (loop forever). The answer is always an
+//! permit), `own-auth` (send an `Authorization` of its own instead), `nap` (wait 0.3 s in the
+//! host), and the misbehaviours `sleep` (wait a minute in the host), `grow` (allocate without
+//! end) and `spin` (loop forever). The answer is always an
 //! error: `upstream` with the HTTP status when a response came back, `transport` with the
 //! wasi-http error code when none did.
 
@@ -39,6 +40,9 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
             && let rate_limit::Permit::Denied(ms) = rate_limit::acquire()
         {
             return Err(ActionError::Transport(format!("permit denied for {ms} ms")));
+        }
+        if steps.contains(&"nap") {
+            wasip2::clocks::monotonic_clock::subscribe_duration(300_000_000).block();
         }
         if steps.contains(&"sleep") {
             wasip2::clocks::monotonic_clock::subscribe_duration(60_000_000_000).block();
