@@ -2,6 +2,7 @@
 
 use crate::secret::Secret;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use thiserror::Error;
 
@@ -14,10 +15,40 @@ pub struct CredentialError(pub String);
 pub type TokenFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Secret, CredentialError>> + Send + 'a>>;
 
-/// A supplier of bearer tokens for one tenant.
+/// A supplier of bearer tokens for one tenant, shared by all its invocations.
 pub trait TokenSource: Send + Sync {
-    /// The current token; with `refresh`, a fresh one (the API answered 401 to the last).
-    fn token(&self, refresh: bool) -> TokenFuture<'_>;
+    /// A token to use. `stale` is the token the API just refused (401): a source that can
+    /// refresh gets a new one unless it already has one newer than `stale`.
+    fn token(&self, stale: Option<Secret>) -> TokenFuture<'_>;
+}
+
+/// Where a secret is kept outside the host's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable.
+    Env(String),
+    /// A file; surrounding white space is ignored.
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Reads the secret now (each time: a rotated file or variable is picked up).
+    pub fn read(&self) -> Result<Secret, CredentialError> {
+        let (value, from) = match self {
+            SecretSource::Env(var) => (
+                std::env::var(var).ok(),
+                format!("environment variable {var}"),
+            ),
+            SecretSource::File(path) => (
+                std::fs::read_to_string(path).ok(),
+                format!("file {}", path.display()),
+            ),
+        };
+        match value {
+            Some(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+            _ => Err(CredentialError(format!("no secret in the {from}"))),
+        }
+    }
 }
 
 /// A fixed token. It cannot be refreshed: after a 401 it is handed out again, and the
@@ -33,36 +64,36 @@ impl StaticToken {
 }
 
 impl TokenSource for StaticToken {
-    fn token(&self, _refresh: bool) -> TokenFuture<'_> {
+    fn token(&self, _stale: Option<Secret>) -> TokenFuture<'_> {
         let token = self.0.clone();
         Box::pin(async move { Ok(token) })
     }
 }
 
-/// A token read from an environment variable when the component asks for it (and read again
-/// on refresh), so a missing variable is reported as a credentials error only once the
-/// input has been checked.
+/// A token kept in an environment variable or a file, read when the component asks for it (so
+/// a missing one is reported as a credentials error only once the input has been checked, and a
+/// rotated one is picked up on refresh).
 #[derive(Debug, Clone)]
-pub struct EnvToken {
-    var: String,
-}
+pub struct StoredToken(SecretSource);
 
-impl EnvToken {
-    /// Reads the token from the environment variable `var`.
-    pub fn new(var: impl Into<String>) -> Self {
-        Self { var: var.into() }
+impl StoredToken {
+    /// A token read from `source`.
+    pub fn new(source: SecretSource) -> Self {
+        Self(source)
+    }
+
+    /// A token read from the environment variable `var`.
+    pub fn env(var: impl Into<String>) -> Self {
+        Self(SecretSource::Env(var.into()))
     }
 }
 
-impl TokenSource for EnvToken {
-    fn token(&self, _refresh: bool) -> TokenFuture<'_> {
-        let result = match std::env::var(&self.var) {
-            Ok(token) if !token.trim().is_empty() => Ok(Secret::new(token.trim())),
-            _ => Err(CredentialError(format!(
-                "no bearer token: set the environment variable {}",
-                self.var
-            ))),
-        };
+impl TokenSource for StoredToken {
+    fn token(&self, _stale: Option<Secret>) -> TokenFuture<'_> {
+        let result = self
+            .0
+            .read()
+            .map_err(|e| CredentialError(format!("no bearer token: {e}")));
         Box::pin(async move { result })
     }
 }

@@ -32,9 +32,13 @@ impl Invocation {
         Self {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(limits.resources);
+                table
+            },
             outbound: Outbound::new(tenant.origin.clone(), limits),
-            memory: MemoryQuota::new(limits.memory_bytes),
+            memory: MemoryQuota::new(limits),
             cpu: CpuMeter::new(limits.cpu),
             tenant,
             progress,
@@ -66,7 +70,7 @@ impl credentials::Host for Invocation {
         let token = self
             .tenant
             .tokens
-            .token(refresh)
+            .token(if refresh { self.outbound.token() } else { None })
             .await
             .map_err(|e| e.to_string())?;
         self.outbound.set_token(token);
@@ -74,6 +78,13 @@ impl credentials::Host for Invocation {
             api_base_url: self.outbound.origin().base_url(),
             authorization: self.outbound.seal().to_owned(),
         })
+    }
+}
+
+impl Invocation {
+    /// The limit an outbound request tripped, if any: the runtime ends the call with it.
+    pub fn tripped(&self) -> Option<crate::meter::LimitExceeded> {
+        self.outbound.tripped()
     }
 }
 

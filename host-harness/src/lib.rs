@@ -6,11 +6,14 @@
 //! [`simulator`] serves a faithful stand-in for the API on 127.0.0.1.
 
 mod bindings;
+pub mod certificate;
 pub mod cli;
+pub mod cloud;
 pub mod credentials;
 mod invocation;
 pub mod limits;
 mod meter;
+pub mod oauth;
 pub mod origin;
 pub mod outbound;
 pub mod rate_limit;
@@ -19,6 +22,7 @@ mod runtime;
 pub mod secret;
 pub mod simulator;
 pub mod tenant;
+pub mod tenants;
 
 pub use bindings::defender::endpoint::progress::Update as ProgressUpdate;
 pub use bindings::defender::endpoint::types::{

@@ -16,6 +16,15 @@ pub enum LimitExceeded {
     /// The whole call took longer than its wall-clock limit.
     #[error("wall-clock limit: the call took longer than {0:?}")]
     WallClock(Duration),
+    /// A table grew past the limit.
+    #[error("table limit: the component tried to grow a table past {0} elements")]
+    TableElements(usize),
+    /// The component attempted more outbound requests than allowed.
+    #[error("request limit: the component attempted more than {0} requests")]
+    Requests(u32),
+    /// A response body was larger than allowed.
+    #[error("response limit: a response body exceeded {0} bytes")]
+    ResponseBytes(u64),
 }
 
 /// Time spent executing guest code, measured between the store's call hooks, so waits in the
@@ -59,15 +68,21 @@ impl CpuMeter {
     }
 }
 
-/// The linear-memory cap of one invocation; one instance, a few tables.
+/// The memory, table and instance caps of one invocation.
 pub struct MemoryQuota {
     max_bytes: usize,
+    max_table_elements: usize,
+    max_instances: usize,
 }
 
 impl MemoryQuota {
-    /// At most `max_bytes` of linear memory.
-    pub fn new(max_bytes: usize) -> Self {
-        Self { max_bytes }
+    /// The caps of `limits`.
+    pub fn new(limits: &crate::limits::Limits) -> Self {
+        Self {
+            max_bytes: limits.memory_bytes,
+            max_table_elements: limits.table_elements,
+            max_instances: limits.instances,
+        }
     }
 }
 
@@ -90,11 +105,13 @@ impl wasmtime::ResourceLimiter for MemoryQuota {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        if desired > self.max_table_elements {
+            return Err(LimitExceeded::TableElements(self.max_table_elements).into());
+        }
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
-        // A component is made of a handful of core instances.
-        16
+        self.max_instances
     }
 }

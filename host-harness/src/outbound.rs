@@ -6,9 +6,12 @@
 //! `HTTP-request-denied`, and the reason is kept for the host's report.
 
 use crate::limits::Limits;
+use crate::meter::LimitExceeded;
 use crate::origin::ApiOrigin;
 use crate::secret::Secret;
 use http::header::{AUTHORIZATION, HeaderValue};
+use http_body_util::{BodyExt, Limited};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -20,8 +23,13 @@ pub struct Outbound {
     permits: u32,
     connect_timeout: Duration,
     io_timeout: Duration,
+    max_requests: u32,
+    max_response_bytes: u64,
+    attempts: u32,
     denials: Vec<String>,
     sent: u32,
+    /// Set by the hook or by a response body (which outlives the hook's call).
+    tripped: Arc<OnceLock<LimitExceeded>>,
 }
 
 type ResponseFuture = Box<
@@ -53,8 +61,12 @@ impl Outbound {
             permits: 0,
             connect_timeout: limits.connect_timeout,
             io_timeout: limits.io_timeout,
+            max_requests: limits.max_requests,
+            max_response_bytes: limits.max_response_bytes,
+            attempts: 0,
             denials: Vec::new(),
             sent: 0,
+            tripped: Arc::default(),
         }
     }
 
@@ -71,6 +83,16 @@ impl Outbound {
     /// Stores the token the seal stands for.
     pub fn set_token(&mut self, token: Secret) {
         self.token = Some(token);
+    }
+
+    /// The token the seal stands for now, if one was granted.
+    pub fn token(&self) -> Option<Secret> {
+        self.token.clone()
+    }
+
+    /// The limit a request ran into, which ends the invocation.
+    pub fn tripped(&self) -> Option<LimitExceeded> {
+        self.tripped.get().copied()
     }
 
     /// Records a permit granted by the rate limiter.
@@ -90,6 +112,11 @@ impl Outbound {
 
     /// Applies the policy to one request, rewriting it in place when it may go.
     fn admit(&mut self, request: &mut http::Request<WasiBody>) -> Result<(), String> {
+        self.attempts += 1;
+        if self.attempts > self.max_requests {
+            let _ = self.tripped.set(LimitExceeded::Requests(self.max_requests));
+            return Err(format!("more than {} requests", self.max_requests));
+        }
         if !self.origin.admits(request.uri()) {
             return Err(format!(
                 "{} is outside the allowlist (only {} is allowed)",
@@ -146,14 +173,21 @@ impl WasiHttpHooks for Outbound {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let options = self.clamp(options);
+        let max_bytes = self.max_response_bytes;
+        let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let tripped = self.tripped.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = response.map(|body| {
+                Limited::new(body, limit)
+                    .map_err(move |_| {
+                        let _ = tripped.set(LimitExceeded::ResponseBytes(max_bytes));
+                        Error::HttpResponseBodySize(Some(max_bytes))
+                    })
+                    .boxed_unsync()
+            });
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }

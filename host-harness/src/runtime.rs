@@ -90,9 +90,9 @@ impl Runtime {
         })
     }
 
-    /// The limits every call gets.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The limits a call for `tenant` gets: the tenant's own, or the runtime's defaults.
+    pub fn limits_for(&self, tenant: &Tenant) -> Limits {
+        tenant.limits.unwrap_or(self.limits)
     }
 
     /// Runs `stop-and-quarantine` for one device.
@@ -104,15 +104,20 @@ impl Runtime {
         comment: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let args = (machine_id.to_owned(), sha1.to_owned(), comment.to_owned());
-        self.run(tenant, self.limits.wall_clock, None, move |guest, store| {
-            Box::pin(async move {
-                let (machine_id, sha1, comment) = args;
-                guest
-                    .defender_endpoint_actions()
-                    .call_stop_and_quarantine(store, &machine_id, &sha1, &comment)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            self.limits_for(tenant).wall_clock,
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    let (machine_id, sha1, comment) = args;
+                    guest
+                        .defender_endpoint_actions()
+                        .call_stop_and_quarantine(store, &machine_id, &sha1, &comment)
+                        .await
+                })
+            },
+        )
         .await
     }
 
@@ -133,7 +138,7 @@ impl Runtime {
             .wait
             .as_ref()
             .map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms));
-        let wall_clock = self.limits.wall_clock
+        let wall_clock = self.limits_for(tenant).wall_clock
             + wait
             + WALL_CLOCK_PER_MACHINE.saturating_mul(machines.min(MAX_MACHINES));
         self.run(tenant, wall_clock, progress, move |guest, store| {
@@ -154,14 +159,19 @@ impl Runtime {
         action_id: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let id = action_id.to_owned();
-        self.run(tenant, self.limits.wall_clock, None, move |guest, store| {
-            Box::pin(async move {
-                guest
-                    .defender_endpoint_actions()
-                    .call_get_action(store, &id)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            self.limits_for(tenant).wall_clock,
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    guest
+                        .defender_endpoint_actions()
+                        .call_get_action(store, &id)
+                        .await
+                })
+            },
+        )
         .await
     }
 
@@ -173,15 +183,20 @@ impl Runtime {
         comment: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let args = (action_id.to_owned(), comment.to_owned());
-        self.run(tenant, self.limits.wall_clock, None, move |guest, store| {
-            Box::pin(async move {
-                let (id, comment) = args;
-                guest
-                    .defender_endpoint_actions()
-                    .call_cancel_action(store, &id, &comment)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            self.limits_for(tenant).wall_clock,
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    let (id, comment) = args;
+                    guest
+                        .defender_endpoint_actions()
+                        .call_cancel_action(store, &id, &comment)
+                        .await
+                })
+            },
+        )
         .await
     }
 
@@ -204,6 +219,9 @@ impl Runtime {
             Ok(Err(error)) => return Err(classify(error)),
             Err(_) => return Err(RuntimeError::Limit(LimitExceeded::WallClock(wall_clock))),
         };
+        if let Some(limit) = store.data().tripped() {
+            return Err(RuntimeError::Limit(limit));
+        }
         let outbound = &mut store.data_mut().outbound;
         Ok(Outcome {
             result,
@@ -213,8 +231,10 @@ impl Runtime {
     }
 
     fn store(&self, tenant: &Tenant, progress: Option<ProgressSink>) -> Store<Invocation> {
-        let invocation = Invocation::new(tenant.clone(), &self.limits, progress);
+        let limits = self.limits_for(tenant);
+        let invocation = Invocation::new(tenant.clone(), &limits, progress);
         let mut store = Store::new(&self.engine, invocation);
+        store.set_hostcall_fuel(limits.hostcall_bytes);
         store.limiter(|state| &mut state.memory);
         store.call_hook(|mut ctx, hook| {
             let cpu = &mut ctx.data_mut().cpu;
@@ -227,6 +247,9 @@ impl Runtime {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             ctx.data().cpu.check()?;
+            if let Some(limit) = ctx.data().tripped() {
+                return Err(limit.into());
+            }
             Ok(UpdateDeadline::Continue(1))
         });
         store

@@ -1,16 +1,18 @@
-//! A bearer token that does not print itself.
+//! A secret (bearer token, client secret) that does not print itself and is wiped from memory
+//! when dropped.
 
 use std::fmt;
+use zeroize::Zeroizing;
 
-/// A secret string: `Debug` and `Display` show `[redacted]`, and the only way to the value is
-/// [`Secret::expose`], which the outbound hook alone calls.
+/// A secret string: `Debug` and `Display` show `[redacted]`, every copy is zeroised when
+/// dropped, and the only way to the value is [`Secret::expose`], for the places that must send it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     /// Wraps a secret.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Zeroizing::new(value.into()))
     }
 
     /// The value, for the one place that must send it.

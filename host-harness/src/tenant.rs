@@ -1,6 +1,7 @@
 //! A tenant: where its API is, how to get its token, and its shared rate budget.
 
 use crate::credentials::TokenSource;
+use crate::limits::Limits;
 use crate::origin::ApiOrigin;
 use crate::rate_limit::RateLimiter;
 use std::sync::Arc;
@@ -16,4 +17,6 @@ pub struct Tenant {
     pub tokens: Arc<dyn TokenSource>,
     /// The tenant's rate budget.
     pub limiter: Arc<RateLimiter>,
+    /// The tenant's per-invocation limits; `None` takes the runtime's.
+    pub limits: Option<Limits>,
 }

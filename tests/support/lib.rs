@@ -58,6 +58,7 @@ pub fn tenant_with(simulator: &Simulator, tokens: Arc<dyn TokenSource>, budget: 
         origin: ApiOrigin::parse(&simulator.base_url()).expect("a loopback URL"),
         tokens,
         limiter: Arc::new(RateLimiter::new(budget)),
+        limits: None,
     }
 }
 
@@ -75,8 +76,8 @@ impl ExpiringToken {
 }
 
 impl TokenSource for ExpiringToken {
-    fn token(&self, refresh: bool) -> TokenFuture<'_> {
-        if refresh {
+    fn token(&self, stale: Option<Secret>) -> TokenFuture<'_> {
+        if stale.is_some() {
             self.refreshes.fetch_add(1, Ordering::SeqCst);
         }
         let token = if self.refreshes() > 0 {

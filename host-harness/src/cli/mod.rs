@@ -5,7 +5,7 @@
 
 mod progress;
 
-use crate::credentials::{EnvToken, StaticToken, TokenSource};
+use crate::credentials::{StaticToken, StoredToken, TokenSource};
 use crate::limits::Limits;
 use crate::origin::ApiOrigin;
 use crate::rate_limit::{Budget, RateLimiter};
@@ -238,7 +238,7 @@ fn connect(connection: Connection, console: &mut Console<'_>) -> Result<Option<(
         }
     };
     let runtime = load(connection.component.as_deref())?;
-    let tenant = tenant(origin, Arc::new(EnvToken::new(connection.token_env)));
+    let tenant = tenant(origin, Arc::new(StoredToken::env(connection.token_env)));
     Ok(Some((runtime, tenant)))
 }
 
@@ -383,6 +383,7 @@ fn tenant(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Tenant {
         origin,
         tokens,
         limiter: Arc::new(RateLimiter::new(Budget::default())),
+        limits: None,
     }
 }
 

@@ -4,21 +4,23 @@
 //! action, listing, cancel and machines-of-a-file endpoints; says `ActiveRequestAlreadyExists`
 //! while a device has a pending action; and can be scripted, per request or per device, to give
 //! any answer of the error table, `Retry-After`, delays, broken or oversized bodies, or a dropped
-//! connection. It records every request it receives.
+//! connection. It serves the sign-in token endpoint as well. It records every request it
+//! receives.
 
 mod action;
 mod reply;
 mod routes;
 mod state;
+mod token;
 
 pub use reply::Reply;
 pub use state::Progression;
+pub use token::ClientProof;
 
 use crate::secret::Secret;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -43,14 +45,15 @@ pub struct RecordedRequest {
 
 /// A running simulator. Dropping it stops accepting connections.
 pub struct Simulator {
-    addr: SocketAddr,
     shared: Arc<Shared>,
     server: JoinHandle<()>,
 }
 
 struct Shared {
+    base_url: String,
     accepted_token: Option<Secret>,
     tenant: Mutex<state::Tenant>,
+    directory: Mutex<token::Directory>,
     requests: Mutex<Vec<RecordedRequest>>,
 }
 
@@ -67,21 +70,31 @@ impl Simulator {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            base_url: format!("http://{addr}"),
             accepted_token,
             tenant: Mutex::default(),
+            directory: Mutex::default(),
             requests: Mutex::default(),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
-        Ok(Self {
-            addr,
-            shared,
-            server,
-        })
+        Ok(Self { shared, server })
     }
 
-    /// The base URL to give the host, e.g. `http://127.0.0.1:49152`.
+    /// The base URL to give the host, e.g. `http://127.0.0.1:49152`. The token endpoint is
+    /// served here too: use it as the authority of a `custom` cloud.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.shared.base_url.clone()
+    }
+
+    /// Registers an application in the simulated directory, so the token endpoint issues it
+    /// tokens (which the API endpoints then accept until they expire).
+    pub fn register_client(&self, tenant_id: &str, client_id: &str, proof: ClientProof) {
+        lock(&self.shared.directory).register(tenant_id, client_id, proof);
+    }
+
+    /// How long issued tokens last (default 3599 s).
+    pub fn set_token_lifetime(&self, lifetime: std::time::Duration) {
+        lock(&self.shared.directory).set_lifetime(lifetime);
     }
 
     /// Queues answers for the next stop-and-quarantine requests, in order; once they are used

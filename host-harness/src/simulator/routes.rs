@@ -59,6 +59,17 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         (&Method::POST, ["api", "machines", machine, "StopAndQuarantineFile"]) => {
             create_route(&shared, machine, &request).await
         }
+        (&Method::POST, [tenant_id, "oauth2", "v2.0", "token"]) => {
+            let form = request
+                .content_type
+                .as_deref()
+                .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+            if !form {
+                return Ok(unsupported_media_type());
+            }
+            let url = format!("{}{path}", shared.base_url);
+            Ok(lock(&shared.directory).token(tenant_id, &url, &request.body))
+        }
         _ if !authorized(&shared, &request) => Ok(unauthorized()),
         (&Method::GET, ["api", "machineactions", id]) => Ok(poll(&shared, id)),
         (&Method::POST, ["api", "machineactions", id, "cancel"]) => {
@@ -132,6 +143,7 @@ fn authorized(shared: &Shared, request: &RecordedRequest) -> bool {
         .filter(|t| !t.trim().is_empty());
     match (&shared.accepted_token, bearer) {
         (_, None) => false,
+        (_, Some(token)) if lock(&shared.directory).accepts(token) => true,
         (None, Some(_)) => true,
         (Some(accepted), Some(token)) => accepted.expose() == token,
     }

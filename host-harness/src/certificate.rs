@@ -1,0 +1,114 @@
+//! Certificate credentials: a signed JWT client assertion, as Entra ID accepts in place of a
+//! client secret (RS256, with the certificate's thumbprints in `x5t` and `x5t#S256`).
+
+use crate::credentials::CredentialError;
+use crate::secret::Secret;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256, digest};
+use ring::rand::SystemRandom;
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::json;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long an assertion is valid.
+const ASSERTION_LIFETIME_SECS: u64 = 600;
+
+/// An application's certificate and RSA private key.
+pub struct ClientCertificate {
+    key: RsaKeyPair,
+    x5t: String,
+    x5t_s256: String,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("x5t", &self.x5t)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCertificate {
+    /// Reads the certificate and the key from PEM files (they may be the same file).
+    pub fn from_pem_files(certificate: &Path, key: &Path) -> Result<Self, CredentialError> {
+        let read = |path: &Path| {
+            std::fs::read(path)
+                .map_err(|e| CredentialError(format!("reading {}: {e}", path.display())))
+        };
+        Self::from_pem(&read(certificate)?, &read(key)?)
+    }
+
+    /// Parses a PEM certificate (the first one) and a PEM RSA private key (PKCS#8 or PKCS#1).
+    pub fn from_pem(certificate: &[u8], key: &[u8]) -> Result<Self, CredentialError> {
+        let bad = |what: &str| CredentialError(format!("the client certificate: {what}"));
+        let cert = CertificateDer::pem_slice_iter(certificate)
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| bad("no PEM certificate found"))?;
+        let key = match PrivateKeyDer::from_pem_slice(key) {
+            Ok(PrivateKeyDer::Pkcs8(der)) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
+            Ok(PrivateKeyDer::Pkcs1(der)) => RsaKeyPair::from_der(der.secret_pkcs1_der()),
+            _ => return Err(bad("no PEM RSA private key found")),
+        }
+        .map_err(|_| bad("the private key is not a usable RSA key"))?;
+        Ok(Self {
+            key,
+            x5t: URL_SAFE_NO_PAD.encode(digest(&SHA1_FOR_LEGACY_USE_ONLY, &cert)),
+            x5t_s256: URL_SAFE_NO_PAD.encode(digest(&SHA256, &cert)),
+        })
+    }
+
+    /// The certificate's SHA-1 thumbprint, base64url (`x5t`), as the tenant registered it.
+    pub fn thumbprint(&self) -> &str {
+        &self.x5t
+    }
+
+    /// The public key (DER `RSAPublicKey`), to check assertions with.
+    pub fn public_key_der(&self) -> &[u8] {
+        self.key.public().as_ref()
+    }
+
+    /// A client assertion for `client_id` at the token endpoint `audience`.
+    pub fn assertion(&self, client_id: &str, audience: &str) -> Result<Secret, CredentialError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| CredentialError("the system clock is before 1970".into()))?
+            .as_secs();
+        let mut jti = [0u8; 16];
+        getrandom::fill(&mut jti)
+            .map_err(|_| CredentialError("no randomness for the assertion's jti".into()))?;
+        let header =
+            json!({"alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256});
+        let claims = json!({
+            "aud": audience,
+            "iss": client_id,
+            "sub": client_id,
+            "jti": URL_SAFE_NO_PAD.encode(jti),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ASSERTION_LIFETIME_SECS,
+        });
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                signed.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| CredentialError("signing the client assertion failed".into()))?;
+        Ok(Secret::new(format!(
+            "{signed}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        )))
+    }
+}
