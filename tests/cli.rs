@@ -422,3 +422,39 @@ async fn status_and_cancel_commands() {
     assert_eq!(run.code, ExitCode::FAILURE);
     assert!(run.err.contains("HTTP 404"), "{}", run.err);
 }
+
+#[tokio::test]
+async fn a_tenant_from_a_tenants_file() {
+    let simulator = simulator().await;
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-tenants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tenants.toml");
+    let url = simulator.base_url();
+    std::fs::write(
+        &file,
+        format!(
+            "[[tenant]]\nname = \"lab\"\ncloud = \"custom\"\napi-url = \"{url}\"\n\
+             credential = {{ kind = \"token\", token-env = \"{}\" }}\n",
+            token_env()
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend([
+        "--tenants".into(),
+        file.clone(),
+        "--tenant".into(),
+        "lab".into(),
+    ]);
+    let run = cli_owned(args).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    assert_eq!(simulator.requests().len(), 1);
+
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend(["--tenants".into(), file, "--tenant".into(), "nobody".into()]);
+    let run = cli_owned(args).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("nobody"), "{}", run.err);
+}

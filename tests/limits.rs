@@ -82,3 +82,27 @@ async fn time_waiting_in_the_host_is_not_charged_as_cpu() {
         outcome.result
     );
 }
+
+#[tokio::test]
+async fn a_response_larger_than_the_limit_ends_the_call() {
+    let simulator = simulator().await;
+    simulator.script([host_harness::simulator::Reply::Oversized {
+        status: 201,
+        bytes: 64 * 1024,
+    }]);
+    let mut tenant = tenant(&simulator);
+    tenant.limits = Some(Limits {
+        max_response_bytes: 4096,
+        ..Limits::default()
+    });
+    let result = integration_tests::component()
+        .stop_and_quarantine(&tenant, MACHINE, integration_tests::SHA1, "c")
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(RuntimeError::Limit(LimitExceeded::ResponseBytes(4096)))
+        ),
+        "{result:?}"
+    );
+}

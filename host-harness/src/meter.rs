@@ -16,6 +16,12 @@ pub enum LimitExceeded {
     /// The whole call took longer than its wall-clock limit.
     #[error("wall-clock limit: the call took longer than {0:?}")]
     WallClock(Duration),
+    /// The guest passed more data to the host in one call than allowed.
+    #[error("host-call limit: the component passed more than {0} bytes to the host in one call")]
+    HostcallBytes(usize),
+    /// The guest held more resources at once than allowed.
+    #[error("resource limit: the component held more than {0} resources at once")]
+    Resources(usize),
     /// A table grew past the limit.
     #[error("table limit: the component tried to grow a table past {0} elements")]
     TableElements(usize),

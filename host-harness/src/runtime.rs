@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use thiserror::Error;
-use wasmtime::component::{Component, HasSelf, Linker};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTableError};
 use wasmtime::{CallHook, Config, Engine, Store, UpdateDeadline};
 
 /// How often the epoch advances; the CPU limit is checked at this granularity.
@@ -25,6 +26,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 const WALL_CLOCK_PER_MACHINE: Duration = Duration::from_secs(2);
 /// The devices a fan-out to `everywhere` may reach: the API's limit per file.
 const MAX_MACHINES: u32 = 1000;
+/// How many invocations run at once unless the embedder says otherwise.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// A failure of the host or the sandbox, as opposed to the action's own [`ActionError`].
 #[derive(Debug, Error)]
@@ -55,11 +58,14 @@ pub struct Outcome<T> {
 type ExportCall<'a, T> =
     Pin<Box<dyn Future<Output = wasmtime::Result<Result<T, ActionError>>> + Send + 'a>>;
 
-/// One compiled component, ready to be instantiated per call. Share it (`Arc`) across tasks.
+/// One compiled component, ready to be instantiated per call. Share it (`Arc`, or a
+/// `&'static`) across tasks: any number of calls, for any tenants, may be made at once, and at
+/// most `max_in_flight` run at a time; the rest wait their turn.
 pub struct Runtime {
     engine: Engine,
     pre: DefenderPre<Invocation>,
     limits: Limits,
+    in_flight: Semaphore,
     ticking: Arc<AtomicBool>,
 }
 
@@ -86,8 +92,15 @@ impl Runtime {
             engine,
             pre,
             limits,
+            in_flight: Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
             ticking,
         })
+    }
+
+    /// Runs at most `max` invocations at a time (at least one).
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.in_flight = Semaphore::new(max.max(1));
+        self
     }
 
     /// The limits a call for `tenant` gets: the tenant's own, or the runtime's defaults.
@@ -209,6 +222,8 @@ impl Runtime {
         progress: Option<ProgressSink>,
         call: impl for<'a> FnOnce(&'a Defender, &'a mut Store<Invocation>) -> ExportCall<'a, T>,
     ) -> Result<Outcome<T>, RuntimeError> {
+        // The semaphore is never closed, so acquiring only waits.
+        let _turn = self.in_flight.acquire().await.ok();
         let mut store = self.store(tenant, progress);
         let invocation = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -216,7 +231,7 @@ impl Runtime {
         };
         let result = match tokio::time::timeout(wall_clock, invocation).await {
             Ok(Ok(result)) => result,
-            Ok(Err(error)) => return Err(classify(error)),
+            Ok(Err(error)) => return Err(classify(error, &self.limits_for(tenant))),
             Err(_) => return Err(RuntimeError::Limit(LimitExceeded::WallClock(wall_clock))),
         };
         if let Some(limit) = store.data().tripped() {
@@ -273,9 +288,22 @@ fn spawn_ticker(engine: Engine, ticking: Arc<AtomicBool>) {
 }
 
 /// Names the limit behind a trap, when a limit caused it.
-fn classify(error: wasmtime::Error) -> RuntimeError {
-    match error.downcast_ref::<LimitExceeded>() {
-        Some(limit) => RuntimeError::Limit(*limit),
-        None => RuntimeError::Trap(error),
+fn classify(error: wasmtime::Error, limits: &Limits) -> RuntimeError {
+    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+        return RuntimeError::Limit(*limit);
     }
+    let table_full = error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref(), Some(ResourceTableError::Full)));
+    if table_full {
+        return RuntimeError::Limit(LimitExceeded::Resources(limits.resources));
+    }
+    // Wasmtime 48 keeps the type of this error private; its message is all there is to go by.
+    let hostcall_fuel = error
+        .chain()
+        .any(|cause| cause.to_string().contains("fuel allocated for hostcalls"));
+    if hostcall_fuel {
+        return RuntimeError::Limit(LimitExceeded::HostcallBytes(limits.hostcall_bytes));
+    }
+    RuntimeError::Trap(error)
 }

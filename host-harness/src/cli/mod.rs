@@ -11,6 +11,7 @@ use crate::origin::ApiOrigin;
 use crate::rate_limit::{Budget, RateLimiter};
 use crate::secret::Secret;
 use crate::simulator::Simulator;
+use crate::tenants::Tenants;
 use crate::{
     ActionError, COMPONENT, File, MachineAction, MachineOutcome, Outcome, ProgressUpdate,
     QuarantineRequest, Runtime, Targets, Tenant, Wait, report,
@@ -123,6 +124,12 @@ struct Connection {
     /// The environment variable that holds the bearer token.
     #[arg(long, default_value = "MDE_TOKEN")]
     token_env: String,
+    /// A tenants file (TOML): the tenant's cloud, credential, budget and limits come from it.
+    #[arg(long, requires = "tenant", conflicts_with_all = ["api_url", "token_env"])]
+    tenants: Option<PathBuf>,
+    /// The tenant to act for, by its name in the tenants file.
+    #[arg(long, requires = "tenants")]
+    tenant: Option<String>,
     /// Run this component instead of the embedded one.
     #[arg(long)]
     component: Option<PathBuf>,
@@ -228,8 +235,19 @@ fn read_machines(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The runtime and tenant a connection describes; `None` after reporting a bad `--api-url`.
+/// The runtime and tenant a connection describes; `None` after reporting a bad `--api-url` or
+/// tenants file.
 fn connect(connection: Connection, console: &mut Console<'_>) -> Result<Option<(Runtime, Tenant)>> {
+    if let (Some(path), Some(name)) = (&connection.tenants, &connection.tenant) {
+        let tenant = match Tenants::load(path).and_then(|t| t.get(name).cloned()) {
+            Ok(tenant) => tenant,
+            Err(error) => {
+                writeln!(console.err, "invalid --tenants: {error}")?;
+                return Ok(None);
+            }
+        };
+        return Ok(Some((load(connection.component.as_deref())?, tenant)));
+    }
     let origin = match ApiOrigin::parse(&connection.api_url) {
         Ok(origin) => origin,
         Err(error) => {

@@ -3,9 +3,11 @@
 //!
 //! `stop-and-quarantine(url, steps, _)`: `steps` is a comma-separated list of `credential`
 //! (ask the host for a grant and send its sealed `Authorization`), `permit` (ask for a rate-limit
-//! permit), `own-auth` (send an `Authorization` of its own instead), `nap` (wait 0.3 s in the
-//! host), and the misbehaviours `sleep` (wait a minute in the host), `grow` (allocate without
-//! end) and `spin` (loop forever). The answer is always an
+//! permit), `own-auth` (send an `Authorization` of its own instead), `reveal` (return the
+//! `Authorization` value it was granted instead of sending), `nap` (wait 0.3 s in the host), and
+//! the misbehaviours `sleep` (wait a minute in the host), `grow` (allocate without end), `spin`
+//! (loop forever), `flood` (send requests without end), `big-call` (pass 2 MiB to the host in
+//! one call) and `hoard` (create resources without end). The answer is always an
 //! error: `upstream` with the HTTP status when a response came back, `transport` with the
 //! wasi-http error code when none did.
 
@@ -33,6 +35,9 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
             let grant = credentials::get(false).map_err(ActionError::Credentials)?;
             authorization = Some(grant.authorization);
         }
+        if steps.contains(&"reveal") {
+            return Err(ActionError::Transport(authorization.unwrap_or_default()));
+        }
         if steps.contains(&"own-auth") {
             authorization = Some("Bearer a-token-of-my-own".into());
         }
@@ -47,6 +52,16 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         if steps.contains(&"sleep") {
             wasip2::clocks::monotonic_clock::subscribe_duration(60_000_000_000).block();
         }
+        if steps.contains(&"big-call") {
+            let big = vec![b'a'; 2 * 1024 * 1024];
+            let _ = Fields::from_list(&[("x-big".to_string(), big)]);
+        }
+        if steps.contains(&"hoard") {
+            let mut hoard = Vec::new();
+            loop {
+                hoard.push(Fields::new());
+            }
+        }
         if steps.contains(&"grow") {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {
@@ -58,6 +73,11 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
             let mut n: u64 = 0;
             loop {
                 n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        if steps.contains(&"flood") {
+            loop {
+                let _ = send(&url, authorization.clone());
             }
         }
         Err(send(&url, authorization))

@@ -1,0 +1,77 @@
+//! Many tenants at once through one runtime: 50 tenants × 20 actions with small budgets. Every
+//! action ends with an outcome, no tenant's API sees more calls than its budget, and no token
+//! reaches another tenant's API.
+
+use host_harness::credentials::StaticToken;
+use host_harness::origin::ApiOrigin;
+use host_harness::rate_limit::{Budget, RateLimiter};
+use host_harness::secret::Secret;
+use host_harness::simulator::Simulator;
+use host_harness::{ActionError, Tenant};
+use integration_tests::{COMMENT, SHA1, component};
+use std::sync::Arc;
+
+const TENANTS: usize = 50;
+const ACTIONS: usize = 20;
+/// Fewer calls an hour than actions: the rest must end rate-limited, without being sent.
+const BUDGET: Budget = Budget {
+    per_minute: 100,
+    per_hour: 12,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_tenants_times_twenty_actions() {
+    let mut simulators = Vec::new();
+    let mut tenants = Vec::new();
+    for t in 0..TENANTS {
+        let token = format!("token-of-tenant-{t}");
+        let simulator = Simulator::start(0, Some(Secret::new(token.clone())))
+            .await
+            .unwrap();
+        tenants.push(Tenant {
+            origin: ApiOrigin::parse(&simulator.base_url()).unwrap(),
+            tokens: Arc::new(StaticToken::new(Secret::new(token))),
+            limiter: Arc::new(RateLimiter::new(BUDGET)),
+            limits: None,
+        });
+        simulators.push(simulator);
+    }
+
+    let mut calls = Vec::new();
+    for (t, tenant) in tenants.iter().enumerate() {
+        for a in 0..ACTIONS {
+            let tenant = tenant.clone();
+            let machine = format!("{t:020x}{a:020x}");
+            calls.push(tokio::spawn(async move {
+                component()
+                    .stop_and_quarantine(&tenant, &machine, SHA1, COMMENT)
+                    .await
+            }));
+        }
+    }
+    let mut created = vec![0usize; TENANTS];
+    for (index, call) in calls.into_iter().enumerate() {
+        let outcome = call
+            .await
+            .unwrap()
+            .expect("every invocation ends with an outcome");
+        match outcome.result {
+            Ok(_) => created[index / ACTIONS] += 1,
+            Err(ActionError::RateLimited(limited)) => assert!(limited.api.is_none()),
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+
+    for (t, simulator) in simulators.iter().enumerate() {
+        let requests = simulator.requests();
+        assert_eq!(created[t], BUDGET.per_hour as usize, "tenant {t}");
+        assert_eq!(requests.len(), created[t], "tenant {t} exceeded its budget");
+        let own = format!("Bearer token-of-tenant-{t}");
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.authorization.as_deref() == Some(own.as_str())),
+            "a token crossed into tenant {t}"
+        );
+    }
+}
