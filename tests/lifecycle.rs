@@ -411,3 +411,38 @@ async fn the_sha1_of_file_content_equals_sha1sums() {
     let body: serde_json::Value = serde_json::from_slice(&simulator.requests()[0].body).unwrap();
     assert_eq!(body["Sha1"], expected);
 }
+
+#[tokio::test]
+async fn prepare_checks_and_normalises_without_sending() {
+    let simulator = simulator().await;
+    let upper = MACHINE.to_uppercase();
+    let mut with_content = request(machines(&[&upper, OTHER, MACHINE]), None);
+    with_content.file = File::Content(b"abc".to_vec());
+    let prepared = component()
+        .prepare(&tenant(&simulator), with_content)
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    assert_eq!(prepared.machine_ids, [MACHINE, OTHER]);
+    assert_eq!(prepared.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+
+    let everywhere = component()
+        .prepare(&tenant(&simulator), request(Targets::Everywhere, None))
+        .await
+        .unwrap()
+        .result
+        .unwrap();
+    assert!(everywhere.machine_ids.is_empty());
+    assert_eq!(everywhere.sha1, SHA1);
+
+    let invalid = component()
+        .prepare(
+            &tenant(&simulator),
+            request(machines(&[MACHINE, "x"]), None),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(invalid.result, Err(ActionError::InvalidInput(_))));
+    assert!(simulator.requests().is_empty());
+}

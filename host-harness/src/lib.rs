@@ -30,7 +30,7 @@ pub use bindings::defender::endpoint::types::{
     RateLimitedError, RelatedFile,
 };
 pub use bindings::exports::defender::endpoint::actions::{
-    File, MachineOutcome, QuarantineRequest, Quarantined, Targets, Wait,
+    File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
 };
 pub use invocation::ProgressSink;
 pub use meter::LimitExceeded;

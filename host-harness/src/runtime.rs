@@ -1,7 +1,7 @@
 //! Compiling the component once and running each call in a fresh, limited store.
 
 use crate::bindings::exports::defender::endpoint::actions::{
-    MachineOutcome, QuarantineRequest, Targets,
+    MachineOutcome, Prepared, QuarantineRequest, Targets,
 };
 use crate::bindings::{Defender, DefenderPre};
 use crate::invocation::{Invocation, ProgressSink};
@@ -162,6 +162,28 @@ impl Runtime {
                     .await
             })
         })
+        .await
+    }
+
+    /// Runs `prepare`: checks and normalises a request without sending anything.
+    pub async fn prepare(
+        &self,
+        tenant: &Tenant,
+        request: QuarantineRequest,
+    ) -> Result<Outcome<Prepared>, RuntimeError> {
+        self.run(
+            tenant,
+            self.limits_for(tenant).wall_clock,
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    guest
+                        .defender_endpoint_actions()
+                        .call_prepare(store, &request)
+                        .await
+                })
+            },
+        )
         .await
     }
 

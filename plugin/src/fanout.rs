@@ -4,7 +4,7 @@
 use crate::bindings::defender::endpoint::progress::Update;
 use crate::bindings::defender::endpoint::types::{ActionError, InvalidInput, MachineAction};
 use crate::bindings::exports::defender::endpoint::actions::{
-    File, MachineOutcome, QuarantineRequest, Quarantined, Targets, Wait,
+    File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
 };
 use crate::call::Host;
 use crate::operations::{self, is_final};
@@ -16,6 +16,45 @@ const FIRST_POLL_MS: u64 = 2_000;
 const POLL_GROWTH_TENTHS: u64 = 15;
 const MAX_POLL_MS: u64 = 30_000;
 
+/// A request's inputs, checked.
+struct Checked {
+    sha1: Sha1,
+    comment: Comment,
+    /// `None` for `everywhere`.
+    machines: Option<Vec<MachineId>>,
+}
+
+fn check(request: &QuarantineRequest) -> Result<Checked, ActionError> {
+    let sha1 = match &request.file {
+        File::Sha1(text) => Sha1::parse(text)?,
+        File::Content(bytes) => Sha1::of_content(bytes),
+    };
+    let comment = Comment::parse(&request.comment)?;
+    let machines = match &request.targets {
+        Targets::Machines(ids) => Some(validate::machine_ids(ids)?),
+        Targets::Everywhere => None,
+    };
+    Ok(Checked {
+        sha1,
+        comment,
+        machines,
+    })
+}
+
+/// Checks and normalises a request without sending anything.
+pub fn prepare(request: &QuarantineRequest) -> Result<Prepared, ActionError> {
+    let checked = check(request)?;
+    Ok(Prepared {
+        machine_ids: checked
+            .machines
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        sha1: checked.sha1.as_str().to_owned(),
+    })
+}
+
 /// Carries out a quarantine request: one outcome per device, in input order.
 pub fn quarantine(
     host: &mut impl Host,
@@ -23,14 +62,14 @@ pub fn quarantine(
 ) -> Result<Vec<MachineOutcome>, ActionError> {
     let started = host.now_ms();
     let policy = RetryPolicy::default();
-    let sha1 = match &request.file {
-        File::Sha1(text) => Sha1::parse(text)?,
-        File::Content(bytes) => Sha1::of_content(bytes),
-    };
-    let comment = Comment::parse(&request.comment)?;
-    let targets = match &request.targets {
-        Targets::Machines(ids) => validate::machine_ids(ids)?.into_iter().map(Ok).collect(),
-        Targets::Everywhere => everywhere(host, &sha1, &policy)?,
+    let Checked {
+        sha1,
+        comment,
+        machines,
+    } = check(&request)?;
+    let targets = match machines {
+        Some(machines) => machines.into_iter().map(Ok).collect(),
+        None => everywhere(host, &sha1, &policy)?,
     };
 
     let mut outcomes = Vec::with_capacity(targets.len());

@@ -27,7 +27,9 @@ mod bindings {
 }
 
 use bindings::defender::endpoint::types::{ActionError, MachineAction};
-use bindings::exports::defender::endpoint::actions::{Guest, MachineOutcome, QuarantineRequest};
+use bindings::exports::defender::endpoint::actions::{
+    Guest, MachineOutcome, Prepared, QuarantineRequest,
+};
 use retry::RetryPolicy;
 use validate::{ActionId, Comment, MachineId, Sha1};
 
@@ -54,6 +56,10 @@ impl Guest for Component {
 
     fn quarantine(request: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
         fanout::quarantine(&mut wasi::Wasi, request)
+    }
+
+    fn prepare(request: QuarantineRequest) -> Result<Prepared, ActionError> {
+        fanout::prepare(&request)
     }
 
     fn get_action(action_id: String) -> Result<MachineAction, ActionError> {

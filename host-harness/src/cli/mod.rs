@@ -3,6 +3,8 @@
 //! failed), 2 invalid input (nothing was sent). It lives in the library, writing to given
 //! streams, so tests run it in-process.
 
+mod fanout;
+mod output;
 mod progress;
 
 use crate::credentials::{StaticToken, StoredToken, TokenSource};
@@ -12,12 +14,11 @@ use crate::rate_limit::{Budget, RateLimiter};
 use crate::secret::Secret;
 use crate::simulator::Simulator;
 use crate::tenants::Tenants;
-use crate::{
-    ActionError, COMPONENT, File, MachineAction, MachineOutcome, Outcome, ProgressUpdate,
-    QuarantineRequest, Runtime, Targets, Tenant, Wait, report,
-};
+use crate::{COMPONENT, File, ProgressUpdate, QuarantineRequest, Runtime, Targets, Tenant, Wait};
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Parser, Subcommand};
+use fanout::fan_out;
+use output::{print, print_action, print_error, print_outcomes, report_denials};
 use progress::ProgressView;
 use std::ffi::OsString;
 use std::io::Write;
@@ -276,7 +277,7 @@ async fn quarantine(
     });
     let show_progress = request.wait.is_some();
     let mut view = ProgressView::new(console.err_is_terminal);
-    let call = runtime.quarantine(&tenant, request, Some(sink));
+    let call = fan_out(Arc::new(runtime), tenant, request, sink);
     let err = &mut *console.err;
     let drain = async {
         while let Some(update) = updates.recv().await {
@@ -403,56 +404,4 @@ fn tenant(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Tenant {
         limiter: Arc::new(RateLimiter::new(Budget::default())),
         limits: None,
     }
-}
-
-fn report_denials<T>(outcome: &Outcome<T>, console: &mut Console<'_>) -> Result<()> {
-    for denial in &outcome.denials {
-        writeln!(console.err, "host: refused a request: {denial}")?;
-    }
-    Ok(())
-}
-
-/// Prints one action on stdout, or the error on stderr, and picks the exit code.
-fn print(outcome: Outcome<MachineAction>, console: &mut Console<'_>) -> Result<ExitCode> {
-    report_denials(&outcome, console)?;
-    match &outcome.result {
-        Ok(action) => print_action(action, console),
-        Err(error) => print_error(error, console),
-    }
-}
-
-fn print_action(action: &MachineAction, console: &mut Console<'_>) -> Result<ExitCode> {
-    let json = report::action_json(action);
-    writeln!(console.out, "{}", serde_json::to_string_pretty(&json)?)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<ExitCode> {
-    writeln!(console.err, "error: {}", report::error_line(error))?;
-    Ok(match error {
-        ActionError::InvalidInput(_) => ExitCode::from(INVALID),
-        _ => ExitCode::FAILURE,
-    })
-}
-
-/// The fan-out's array; exit 1 when any device failed, after reporting every device.
-fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) -> Result<ExitCode> {
-    let json = report::outcomes_json(outcomes);
-    writeln!(console.out, "{}", serde_json::to_string_pretty(&json)?)?;
-    let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
-    for outcome in &failed {
-        if let Err(error) = &outcome.outcome {
-            writeln!(
-                console.err,
-                "machine {}: {}",
-                outcome.machine_id,
-                report::error_line(error)
-            )?;
-        }
-    }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }

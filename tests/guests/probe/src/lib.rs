@@ -17,7 +17,7 @@ mod bindings {
 
 use bindings::defender::endpoint::types::{ActionError, ApiError, MachineAction};
 use bindings::defender::endpoint::{credentials, rate_limit};
-use bindings::exports::defender::endpoint::actions::{MachineOutcome, QuarantineRequest};
+use bindings::exports::defender::endpoint::actions::{MachineOutcome, Prepared, QuarantineRequest};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
@@ -84,6 +84,10 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
     }
 
     fn quarantine(_: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
+        Err(unsupported())
+    }
+
+    fn prepare(_: QuarantineRequest) -> Result<Prepared, ActionError> {
         Err(unsupported())
     }
 

@@ -1,0 +1,58 @@
+//! What the command line prints, and the exit code that goes with it.
+
+use super::{Console, INVALID};
+use crate::{ActionError, MachineAction, MachineOutcome, Outcome, report};
+use anyhow::Result;
+use std::process::ExitCode;
+
+pub fn report_denials<T>(outcome: &Outcome<T>, console: &mut Console<'_>) -> Result<()> {
+    for denial in &outcome.denials {
+        writeln!(console.err, "host: refused a request: {denial}")?;
+    }
+    Ok(())
+}
+
+/// Prints one action on stdout, or the error on stderr, and picks the exit code.
+pub fn print(outcome: Outcome<MachineAction>, console: &mut Console<'_>) -> Result<ExitCode> {
+    report_denials(&outcome, console)?;
+    match &outcome.result {
+        Ok(action) => print_action(action, console),
+        Err(error) => print_error(error, console),
+    }
+}
+
+pub fn print_action(action: &MachineAction, console: &mut Console<'_>) -> Result<ExitCode> {
+    let json = report::action_json(action);
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&json)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<ExitCode> {
+    writeln!(console.err, "error: {}", report::error_line(error))?;
+    Ok(match error {
+        ActionError::InvalidInput(_) => ExitCode::from(INVALID),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The fan-out's array; exit 1 when any device failed, after reporting every device.
+pub fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) -> Result<ExitCode> {
+    let json = report::outcomes_json(outcomes);
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&json)?)?;
+    let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
+    for outcome in &failed {
+        if let Err(error) = &outcome.outcome {
+            writeln!(
+                console.err,
+                "machine {}: {}",
+                outcome.machine_id,
+                report::error_line(error)
+            )?;
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
