@@ -6,6 +6,8 @@
 //! [`simulator`] serves a faithful stand-in for the API on 127.0.0.1.
 
 mod bindings;
+mod builder;
+pub mod cache;
 pub mod certificate;
 pub mod cli;
 pub mod cloud;
@@ -32,6 +34,7 @@ pub use bindings::defender::endpoint::types::{
 pub use bindings::exports::defender::endpoint::actions::{
     File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
 };
+pub use builder::RuntimeBuilder;
 pub use invocation::ProgressSink;
 pub use meter::LimitExceeded;
 pub use runtime::{Outcome, Runtime, RuntimeError};

@@ -4,6 +4,8 @@ use crate::bindings::exports::defender::endpoint::actions::{
     MachineOutcome, Prepared, QuarantineRequest, Targets,
 };
 use crate::bindings::{Defender, DefenderPre};
+use crate::builder::RuntimeBuilder;
+use crate::cache::Source;
 use crate::invocation::{Invocation, ProgressSink};
 use crate::limits::Limits;
 use crate::meter::LimitExceeded;
@@ -16,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTableError};
-use wasmtime::{CallHook, Config, Engine, Store, UpdateDeadline};
+use wasmtime::component::ResourceTableError;
+use wasmtime::{CallHook, Engine, Store, UpdateDeadline};
 
 /// How often the epoch advances; the CPU limit is checked at this granularity.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -66,41 +68,44 @@ pub struct Runtime {
     pre: DefenderPre<Invocation>,
     limits: Limits,
     in_flight: Semaphore,
+    source: Source,
     ticking: Arc<AtomicBool>,
 }
 
 impl Runtime {
-    /// Compiles and links `component` (the bytes of a `.wasm` component).
+    /// Compiles and links `component` (the bytes of a `.wasm` component) with the default
+    /// options and these limits; see [`RuntimeBuilder`] for the rest.
     pub fn new(component: &[u8], limits: Limits) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(RuntimeError::Load)?;
-        let component = Component::new(&engine, component).map_err(RuntimeError::Load)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Load)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(RuntimeError::Load)?;
-        crate::bindings::Defender::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s)
-            .map_err(RuntimeError::Load)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(DefenderPre::new)
-            .map_err(RuntimeError::Load)?;
+        RuntimeBuilder::default().limits(limits).build(component)
+    }
+
+    /// Options for a runtime: limits, concurrency, a precompiled-code cache.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    pub(crate) fn from_parts(
+        engine: Engine,
+        pre: DefenderPre<Invocation>,
+        limits: Limits,
+        max_in_flight: usize,
+        source: Source,
+    ) -> Self {
         let ticking = Arc::new(AtomicBool::new(true));
         spawn_ticker(engine.clone(), ticking.clone());
-        Ok(Self {
+        Self {
             engine,
             pre,
             limits,
-            in_flight: Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
+            in_flight: Semaphore::new(max_in_flight),
+            source,
             ticking,
-        })
+        }
     }
 
-    /// Runs at most `max` invocations at a time (at least one).
-    pub fn with_max_in_flight(mut self, max: usize) -> Self {
-        self.in_flight = Semaphore::new(max.max(1));
-        self
+    /// Whether the component's code came from the cache or was compiled.
+    pub fn source(&self) -> Source {
+        self.source
     }
 
     /// The limits a call for `tenant` gets: the tenant's own, or the runtime's defaults.

@@ -114,7 +114,11 @@ enum Command {
         token_env: String,
     },
     /// Run the API page's example against an in-process simulator.
-    Demo,
+    Demo {
+        /// Where precompiled code is kept (default: the user's cache directory).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -134,6 +138,9 @@ struct Connection {
     /// Run this component instead of the embedded one.
     #[arg(long)]
     component: Option<PathBuf>,
+    /// Where precompiled code is kept (default: the user's cache directory).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
 }
 
 /// Where the command writes: its standard output and standard error.
@@ -216,7 +223,7 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
             connection,
         } => cancel(&action_id, &comment, connection, console).await,
         Command::Simulate { port, token_env } => simulate(port, &token_env, console).await,
-        Command::Demo => demo(console).await,
+        Command::Demo { cache_dir } => demo(cache_dir, console).await,
     };
     result.unwrap_or_else(|error| {
         let _ = writeln!(console.err, "error: {error:#}");
@@ -247,7 +254,8 @@ fn connect(connection: Connection, console: &mut Console<'_>) -> Result<Option<(
                 return Ok(None);
             }
         };
-        return Ok(Some((load(connection.component.as_deref())?, tenant)));
+        let runtime = load(connection.component.as_deref(), connection.cache_dir)?;
+        return Ok(Some((runtime, tenant)));
     }
     let origin = match ApiOrigin::parse(&connection.api_url) {
         Ok(origin) => origin,
@@ -256,7 +264,7 @@ fn connect(connection: Connection, console: &mut Console<'_>) -> Result<Option<(
             return Ok(None);
         }
     };
-    let runtime = load(connection.component.as_deref())?;
+    let runtime = load(connection.component.as_deref(), connection.cache_dir)?;
     let tenant = tenant(origin, Arc::new(StoredToken::env(connection.token_env)));
     Ok(Some((runtime, tenant)))
 }
@@ -360,13 +368,13 @@ async fn simulate(port: u16, token_env: &str, console: &mut Console<'_>) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo(console: &mut Console<'_>) -> Result<ExitCode> {
+async fn demo(cache_dir: Option<PathBuf>, console: &mut Console<'_>) -> Result<ExitCode> {
     let token = Secret::new("demo-token");
     let simulator = Simulator::start(0, Some(token.clone()))
         .await
         .context("starting the simulator")?;
     let origin = ApiOrigin::parse(&simulator.base_url())?;
-    let runtime = load(None)?;
+    let runtime = load(None, cache_dir)?;
     let tenant = tenant(origin, Arc::new(StaticToken::new(token)));
     writeln!(
         console.err,
@@ -388,13 +396,19 @@ async fn demo(console: &mut Console<'_>) -> Result<ExitCode> {
     print(outcome, console)
 }
 
-fn load(component: Option<&Path>) -> Result<Runtime> {
+/// The runtime for the embedded component or the one at `component`, with precompiled code
+/// kept in `cache_dir` (or the user's cache directory).
+fn load(component: Option<&Path>, cache_dir: Option<PathBuf>) -> Result<Runtime> {
     let bytes = match component {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("reading the component {}", path.display()))?,
         None => COMPONENT.to_vec(),
     };
-    Ok(Runtime::new(&bytes, Limits::default())?)
+    let mut builder = Runtime::builder().limits(Limits::default());
+    if let Some(dir) = cache_dir.or_else(crate::cache::default_dir) {
+        builder = builder.cache_dir(dir);
+    }
+    Ok(builder.build(&bytes)?)
 }
 
 fn tenant(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Tenant {

@@ -1,0 +1,104 @@
+//! How a [`Runtime`] is made: the engine's configuration (epochs, the pooling allocator sized
+//! from the concurrency limit), the precompiled-code cache, and the linking of the imports.
+
+use crate::bindings::{Defender, DefenderPre};
+use crate::cache::{self, Source};
+use crate::invocation::Invocation;
+use crate::limits::Limits;
+use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, Runtime, RuntimeError};
+use std::path::PathBuf;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// The most memories, tables and core instances a pooled slot holds for one component.
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 16;
+
+/// Options for a [`Runtime`]; [`RuntimeBuilder::build`] compiles (or loads) the component.
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    limits: Limits,
+    max_in_flight: usize,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            cache_dir: None,
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// The default limits per invocation (a tenant may set its own, within the pool's sizes:
+    /// the memory limit here is also the largest memory a pooled slot can hold).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How many invocations run at once (at least one); the pooling allocator keeps a slot
+    /// for each.
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
+    }
+
+    /// Keep precompiled code in `dir`, so the next process loads instead of compiling.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Makes the engine, gets the component's code (from the cache when it holds it), and
+    /// links it once.
+    pub fn build(self, component: &[u8]) -> Result<Runtime, RuntimeError> {
+        let engine = Engine::new(&self.config()).map_err(RuntimeError::Load)?;
+        let (component, source) = match &self.cache_dir {
+            Some(dir) => cache::load(&engine, component, dir),
+            None => Component::new(&engine, component).map(|c| (c, Source::Compiled)),
+        }
+        .map_err(RuntimeError::Load)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Load)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(RuntimeError::Load)?;
+        Defender::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s)
+            .map_err(RuntimeError::Load)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(DefenderPre::new)
+            .map_err(RuntimeError::Load)?;
+        Ok(Runtime::from_parts(
+            engine,
+            pre,
+            self.limits,
+            self.max_in_flight,
+            source,
+        ))
+    }
+
+    fn config(&self) -> Config {
+        let slots = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
+        let instances = u32::try_from(self.limits.instances).unwrap_or(u32::MAX);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(instances))
+            .max_core_instances_per_component(instances)
+            .total_memories(slots.saturating_mul(MEMORIES_PER_COMPONENT))
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .total_tables(slots.saturating_mul(TABLES_PER_COMPONENT))
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .total_stacks(slots)
+            .table_elements(self.limits.table_elements)
+            .max_memory_size(self.limits.memory_bytes);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config
+    }
+}
