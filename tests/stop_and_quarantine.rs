@@ -479,3 +479,23 @@ async fn a_refused_connection_is_a_transport_error() {
     };
     assert!(message.contains("Connection"), "{message}");
 }
+
+#[tokio::test]
+async fn connections_are_kept_alive_across_calls() {
+    let simulator = simulator().await;
+    let tenant = tenant(&simulator);
+    for i in 0..10 {
+        let machine = format!("{i:040x}");
+        let outcome = component()
+            .stop_and_quarantine(&tenant, &machine, SHA1, COMMENT)
+            .await
+            .unwrap();
+        assert!(outcome.result.is_ok());
+    }
+    assert_eq!(simulator.requests().len(), 10);
+    assert_eq!(
+        simulator.connections(),
+        1,
+        "every call reused the first connection"
+    );
+}

@@ -4,6 +4,7 @@ use crate::bindings::defender::endpoint::{credentials, progress, rate_limit};
 use crate::limits::Limits;
 use crate::meter::{CpuMeter, MemoryQuota};
 use crate::outbound::Outbound;
+use crate::pool::ConnectionPool;
 use crate::tenant::Tenant;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,12 @@ pub struct Invocation {
 
 impl Invocation {
     /// Fresh state for one call for `tenant`: no environment, no stdio, no files, no sockets.
-    pub fn new(tenant: Tenant, limits: &Limits, progress: Option<ProgressSink>) -> Self {
+    pub fn new(
+        tenant: Tenant,
+        limits: &Limits,
+        pool: ConnectionPool,
+        progress: Option<ProgressSink>,
+    ) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
@@ -37,7 +43,7 @@ impl Invocation {
                 table.set_max_capacity(limits.resources);
                 table
             },
-            outbound: Outbound::new(tenant.origin.clone(), limits),
+            outbound: Outbound::new(pool, tenant.origin.clone(), limits),
             memory: MemoryQuota::new(limits),
             cpu: CpuMeter::new(limits.cpu),
             tenant,

@@ -18,6 +18,7 @@ mod meter;
 pub mod oauth;
 pub mod origin;
 pub mod outbound;
+mod pool;
 pub mod rate_limit;
 pub mod report;
 mod runtime;

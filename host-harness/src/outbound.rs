@@ -8,6 +8,7 @@
 use crate::limits::Limits;
 use crate::meter::LimitExceeded;
 use crate::origin::ApiOrigin;
+use crate::pool::ConnectionPool;
 use crate::secret::Secret;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http_body_util::{BodyExt, Limited};
@@ -17,6 +18,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The per-invocation state of the policy.
 pub struct Outbound {
+    pool: ConnectionPool,
     origin: ApiOrigin,
     seal: String,
     token: Option<Secret>,
@@ -46,7 +48,7 @@ type ResponseFuture = Box<
 
 impl Outbound {
     /// A policy for one invocation against `origin`, with a fresh random seal.
-    pub fn new(origin: ApiOrigin, limits: &Limits) -> Self {
+    pub fn new(pool: ConnectionPool, origin: ApiOrigin, limits: &Limits) -> Self {
         let mut nonce = [0u8; 16];
         // Without OS randomness the seal would be guessable; fail closed with a seal nobody
         // can send (it contains a newline, which no header value may).
@@ -55,6 +57,7 @@ impl Outbound {
             Err(_) => "sealed\n".to_owned(),
         };
         Self {
+            pool,
             origin,
             seal,
             token: None,
@@ -176,9 +179,9 @@ impl WasiHttpHooks for Outbound {
         let max_bytes = self.max_response_bytes;
         let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let tripped = self.tripped.clone();
+        let pool = self.pool.clone();
         Box::new(async move {
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = pool.send(request, options).await?;
             let response = response.map(|body| {
                 Limited::new(body, limit)
                     .map_err(move |_| {
@@ -187,6 +190,7 @@ impl WasiHttpHooks for Outbound {
                     })
                     .boxed_unsync()
             });
+            let io = async { Ok(()) };
             Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }

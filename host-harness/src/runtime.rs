@@ -9,6 +9,7 @@ use crate::cache::Source;
 use crate::invocation::{Invocation, ProgressSink};
 use crate::limits::Limits;
 use crate::meter::LimitExceeded;
+use crate::pool::ConnectionPool;
 use crate::tenant::Tenant;
 use crate::{ActionError, MachineAction};
 use std::future::Future;
@@ -68,6 +69,7 @@ pub struct Runtime {
     pre: DefenderPre<Invocation>,
     limits: Limits,
     in_flight: Semaphore,
+    pool: ConnectionPool,
     source: Source,
     ticking: Arc<AtomicBool>,
 }
@@ -98,6 +100,7 @@ impl Runtime {
             pre,
             limits,
             in_flight: Semaphore::new(max_in_flight),
+            pool: ConnectionPool::default(),
             source,
             ticking,
         }
@@ -274,7 +277,7 @@ impl Runtime {
 
     fn store(&self, tenant: &Tenant, progress: Option<ProgressSink>) -> Store<Invocation> {
         let limits = self.limits_for(tenant);
-        let invocation = Invocation::new(tenant.clone(), &limits, progress);
+        let invocation = Invocation::new(tenant.clone(), &limits, self.pool.clone(), progress);
         let mut store = Store::new(&self.engine, invocation);
         store.set_hostcall_fuel(limits.hostcall_bytes);
         store.limiter(|state| &mut state.memory);

@@ -21,6 +21,7 @@ use crate::secret::Secret;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -55,6 +56,7 @@ struct Shared {
     tenant: Mutex<state::Tenant>,
     directory: Mutex<token::Directory>,
     requests: Mutex<Vec<RecordedRequest>>,
+    connections: AtomicUsize,
 }
 
 impl Shared {
@@ -75,6 +77,7 @@ impl Simulator {
             tenant: Mutex::default(),
             directory: Mutex::default(),
             requests: Mutex::default(),
+            connections: AtomicUsize::new(0),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
         Ok(Self { shared, server })
@@ -135,6 +138,11 @@ impl Simulator {
         lock(&self.shared.requests).clone()
     }
 
+    /// How many TCP connections clients have opened.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// How many actions exist in the simulated tenant.
     pub fn action_count(&self) -> usize {
         self.shared.tenant().action_count()
@@ -156,6 +164,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        shared.connections.fetch_add(1, Ordering::SeqCst);
         let shared = shared.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| routes::answer(shared.clone(), request));
