@@ -243,6 +243,18 @@ impl Runtime {
         .await
     }
 
+    /// Makes a fresh store and instance for `tenant` and drops them, returning how long the
+    /// instantiation took (for the benchmark).
+    pub(crate) async fn instantiate_once(&self, tenant: &Tenant) -> Result<Duration, RuntimeError> {
+        let mut store = self.store(tenant, None);
+        let started = std::time::Instant::now();
+        self.pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(RuntimeError::Trap)?;
+        Ok(started.elapsed())
+    }
+
     /// Instantiates the component in a fresh store for `tenant` and makes one export call,
     /// within `wall_clock`.
     async fn run<T>(

@@ -3,6 +3,7 @@
 //! failed), 2 invalid input (nothing was sent). It lives in the library, writing to given
 //! streams, so tests run it in-process.
 
+mod bench;
 mod fanout;
 mod output;
 mod progress;
@@ -112,6 +113,26 @@ enum Command {
         /// Accept only the token in this environment variable, if it is set.
         #[arg(long, default_value = "MDE_TOKEN")]
         token_env: String,
+    },
+    /// Measure the component path against a native client on an in-process simulator.
+    Bench {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Calls per measurement.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Concurrent callers for the throughput measurement.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Ready the runtime from a cache and print how long it took, in microseconds (used by
+    /// `bench` to measure cold starts in a new process).
+    #[command(hide = true)]
+    Ready {
+        /// The cache to load from (and store to).
+        #[arg(long)]
+        cache_dir: PathBuf,
     },
     /// Run the API page's example against an in-process simulator.
     Demo {
@@ -224,6 +245,25 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
         } => cancel(&action_id, &comment, connection, console).await,
         Command::Simulate { port, token_env } => simulate(port, &token_env, console).await,
         Command::Demo { cache_dir } => demo(cache_dir, console).await,
+        Command::Bench {
+            json,
+            requests,
+            concurrency,
+        } => bench::run(requests.max(1), concurrency.max(1))
+            .await
+            .and_then(|report| {
+                let text = if json {
+                    serde_json::to_string(&report)?
+                } else {
+                    bench::table(&report)
+                };
+                writeln!(console.out, "{}", text.trim_end())?;
+                Ok(ExitCode::SUCCESS)
+            }),
+        Command::Ready { cache_dir } => bench::ready(&cache_dir).and_then(|micros| {
+            writeln!(console.out, "{micros}")?;
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     result.unwrap_or_else(|error| {
         let _ = writeln!(console.err, "error: {error:#}");
