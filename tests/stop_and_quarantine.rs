@@ -477,7 +477,7 @@ async fn a_refused_connection_is_a_transport_error() {
     let Err(ActionError::Transport(message)) = outcome.result else {
         panic!("expected transport: {:?}", outcome.result);
     };
-    assert!(message.contains("Connection"), "{message}");
+    assert!(message.contains("connection-refused"), "{message}");
 }
 
 #[tokio::test]
