@@ -42,6 +42,7 @@ pub struct Report {
     component_per_sec: f64,
     throughput_ratio: f64,
     instantiate_median_us: f64,
+    call_without_io_median_us: f64,
     cold_start_cached_ms: f64,
     cold_start_uncached_ms: f64,
     component_bytes: usize,
@@ -99,6 +100,15 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<Report> {
     for _ in 0..requests {
         instantiations.push(runtime.instantiate_once(&tenant).await?);
     }
+    // A whole call that stops at validation: store, instance, export call, no host I/O.
+    let without_io = sequential(requests, || async {
+        let outcome = runtime
+            .stop_and_quarantine(&tenant, "not-a-device", SHA1, COMMENT)
+            .await?;
+        anyhow::ensure!(outcome.result.is_err(), "an invalid ID was accepted");
+        Ok(())
+    })
+    .await?;
     let (cold_start_uncached_ms, cold_start_cached_ms) = cold_starts()?;
     let in_flight_peak_rss_mib = in_flight_memory(&runtime, &tenant, &simulator, &machines).await?;
 
@@ -116,6 +126,7 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<Report> {
         component_per_sec,
         throughput_ratio: component_per_sec / native_per_sec,
         instantiate_median_us: percentiles(instantiations).0,
+        call_without_io_median_us: percentiles(without_io).0,
         cold_start_cached_ms,
         cold_start_uncached_ms,
         component_bytes: COMPONENT.len(),
@@ -308,6 +319,7 @@ pub fn table(report: &Report) -> String {
          {:<34}{:>12.1}{:>12.1}{:>10.2}\n\
          {:<34}{:>12.0}{:>12.0}{:>10.2}\n\
          {:<34}{:>12.1}\n\
+         {:<34}{:>12.1}\n\
          {:<34}{:>12.2}\n\
          {:<34}{:>12.2}\n\
          {:<34}{:>12}\n\
@@ -332,6 +344,8 @@ pub fn table(report: &Report) -> String {
         r.throughput_ratio,
         "instantiate, median (µs)",
         r.instantiate_median_us,
+        "call without I/O, median (µs)",
+        r.call_without_io_median_us,
         "cold start with cache (ms)",
         r.cold_start_cached_ms,
         "cold start without cache (ms)",
