@@ -87,13 +87,6 @@ impl credentials::Host for Invocation {
     }
 }
 
-impl Invocation {
-    /// The limit an outbound request tripped, if any: the runtime ends the call with it.
-    pub fn tripped(&self) -> Option<crate::meter::LimitExceeded> {
-        self.outbound.tripped()
-    }
-}
-
 impl rate_limit::Host for Invocation {
     async fn acquire(&mut self) -> rate_limit::Permit {
         match self.tenant.limiter.try_acquire() {

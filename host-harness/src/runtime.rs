@@ -125,20 +125,15 @@ impl Runtime {
         comment: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let args = (machine_id.to_owned(), sha1.to_owned(), comment.to_owned());
-        self.run(
-            tenant,
-            self.limits_for(tenant).wall_clock,
-            None,
-            move |guest, store| {
-                Box::pin(async move {
-                    let (machine_id, sha1, comment) = args;
-                    guest
-                        .defender_endpoint_actions()
-                        .call_stop_and_quarantine(store, &machine_id, &sha1, &comment)
-                        .await
-                })
-            },
-        )
+        self.run(tenant, Duration::ZERO, None, move |guest, store| {
+            Box::pin(async move {
+                let (machine_id, sha1, comment) = args;
+                guest
+                    .defender_endpoint_actions()
+                    .call_stop_and_quarantine(store, &machine_id, &sha1, &comment)
+                    .await
+            })
+        })
         .await
     }
 
@@ -159,10 +154,8 @@ impl Runtime {
             .wait
             .as_ref()
             .map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms));
-        let wall_clock = self.limits_for(tenant).wall_clock
-            + wait
-            + WALL_CLOCK_PER_MACHINE.saturating_mul(machines.min(MAX_MACHINES));
-        self.run(tenant, wall_clock, progress, move |guest, store| {
+        let extra = wait + WALL_CLOCK_PER_MACHINE.saturating_mul(machines.min(MAX_MACHINES));
+        self.run(tenant, extra, progress, move |guest, store| {
             Box::pin(async move {
                 guest
                     .defender_endpoint_actions()
@@ -179,19 +172,14 @@ impl Runtime {
         tenant: &Tenant,
         request: QuarantineRequest,
     ) -> Result<Outcome<Prepared>, RuntimeError> {
-        self.run(
-            tenant,
-            self.limits_for(tenant).wall_clock,
-            None,
-            move |guest, store| {
-                Box::pin(async move {
-                    guest
-                        .defender_endpoint_actions()
-                        .call_prepare(store, &request)
-                        .await
-                })
-            },
-        )
+        self.run(tenant, Duration::ZERO, None, move |guest, store| {
+            Box::pin(async move {
+                guest
+                    .defender_endpoint_actions()
+                    .call_prepare(store, &request)
+                    .await
+            })
+        })
         .await
     }
 
@@ -202,19 +190,14 @@ impl Runtime {
         action_id: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let id = action_id.to_owned();
-        self.run(
-            tenant,
-            self.limits_for(tenant).wall_clock,
-            None,
-            move |guest, store| {
-                Box::pin(async move {
-                    guest
-                        .defender_endpoint_actions()
-                        .call_get_action(store, &id)
-                        .await
-                })
-            },
-        )
+        self.run(tenant, Duration::ZERO, None, move |guest, store| {
+            Box::pin(async move {
+                guest
+                    .defender_endpoint_actions()
+                    .call_get_action(store, &id)
+                    .await
+            })
+        })
         .await
     }
 
@@ -226,20 +209,15 @@ impl Runtime {
         comment: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let args = (action_id.to_owned(), comment.to_owned());
-        self.run(
-            tenant,
-            self.limits_for(tenant).wall_clock,
-            None,
-            move |guest, store| {
-                Box::pin(async move {
-                    let (id, comment) = args;
-                    guest
-                        .defender_endpoint_actions()
-                        .call_cancel_action(store, &id, &comment)
-                        .await
-                })
-            },
-        )
+        self.run(tenant, Duration::ZERO, None, move |guest, store| {
+            Box::pin(async move {
+                let (id, comment) = args;
+                guest
+                    .defender_endpoint_actions()
+                    .call_cancel_action(store, &id, &comment)
+                    .await
+            })
+        })
         .await
     }
 
@@ -256,14 +234,15 @@ impl Runtime {
     }
 
     /// Instantiates the component in a fresh store for `tenant` and makes one export call,
-    /// within `wall_clock`.
+    /// within the tenant's wall-clock limit plus `extra_wall_clock`.
     async fn run<T>(
         &self,
         tenant: &Tenant,
-        wall_clock: Duration,
+        extra_wall_clock: Duration,
         progress: Option<ProgressSink>,
         call: impl for<'a> FnOnce(&'a Defender, &'a mut Store<Invocation>) -> ExportCall<'a, T>,
     ) -> Result<Outcome<T>, RuntimeError> {
+        let wall_clock = self.limits_for(tenant).wall_clock + extra_wall_clock;
         // The semaphore is never closed, so acquiring only waits.
         let _turn = self.in_flight.acquire().await.ok();
         let mut store = self.store(tenant, progress);
@@ -276,7 +255,7 @@ impl Runtime {
             Ok(Err(error)) => return Err(classify(error, &self.limits_for(tenant))),
             Err(_) => return Err(RuntimeError::Limit(LimitExceeded::WallClock(wall_clock))),
         };
-        if let Some(limit) = store.data().tripped() {
+        if let Some(limit) = store.data().outbound.tripped() {
             return Err(RuntimeError::Limit(limit));
         }
         let outbound = &mut store.data_mut().outbound;
@@ -304,7 +283,7 @@ impl Runtime {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             ctx.data().cpu.check()?;
-            if let Some(limit) = ctx.data().tripped() {
+            if let Some(limit) = ctx.data().outbound.tripped() {
                 return Err(limit.into());
             }
             Ok(UpdateDeadline::Continue(1))

@@ -286,26 +286,22 @@ fn read_machines(path: &Path) -> Result<Vec<String>> {
 /// The runtime and tenant a connection describes; `None` after reporting a bad `--api-url` or
 /// tenants file.
 fn connect(connection: Connection, console: &mut Console<'_>) -> Result<Option<(Runtime, Tenant)>> {
-    if let (Some(path), Some(name)) = (&connection.tenants, &connection.tenant) {
-        let tenant = match Tenants::load(path).and_then(|t| t.get(name).cloned()) {
-            Ok(tenant) => tenant,
-            Err(error) => {
-                writeln!(console.err, "invalid --tenants: {error}")?;
-                return Ok(None);
-            }
-        };
-        let runtime = load(connection.component.as_deref(), connection.cache_dir)?;
-        return Ok(Some((runtime, tenant)));
-    }
-    let origin = match ApiOrigin::parse(&connection.api_url) {
-        Ok(origin) => origin,
-        Err(error) => {
-            writeln!(console.err, "invalid --api-url: {error}")?;
+    let tenant = match (&connection.tenants, &connection.tenant) {
+        (Some(path), Some(name)) => Tenants::load(path)
+            .and_then(|t| t.get(name).cloned())
+            .map_err(|error| format!("invalid --tenants: {error}")),
+        _ => ApiOrigin::parse(&connection.api_url)
+            .map(|origin| tenant(origin, Arc::new(StoredToken::env(&connection.token_env))))
+            .map_err(|error| format!("invalid --api-url: {error}")),
+    };
+    let tenant = match tenant {
+        Ok(tenant) => tenant,
+        Err(message) => {
+            writeln!(console.err, "{message}")?;
             return Ok(None);
         }
     };
     let runtime = load(connection.component.as_deref(), connection.cache_dir)?;
-    let tenant = tenant(origin, Arc::new(StoredToken::env(connection.token_env)));
     Ok(Some((runtime, tenant)))
 }
 

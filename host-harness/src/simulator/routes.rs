@@ -229,13 +229,9 @@ fn cancel(shared: &Shared, id: &str, request: &RecordedRequest) -> Response<Full
 
 /// `$filter=field eq 'value' and ...`, as the API's OData subset takes it.
 fn list(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
-    let filter = query
-        .split('&')
-        .find_map(|pair| {
-            pair.strip_prefix("$filter=")
-                .or_else(|| pair.strip_prefix("%24filter="))
-        })
-        .map(percent_decode)
+    let filter = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "$filter")
+        .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
     let mut terms = Vec::new();
     for term in filter.split(" and ").filter(|t| !t.trim().is_empty()) {
@@ -291,32 +287,4 @@ fn unsupported_media_type() -> Response<Full<Bytes>> {
 
 fn is_hex40(value: &str) -> bool {
     value.len() == 40 && value.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Decodes `%XX` escapes and `+`.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
