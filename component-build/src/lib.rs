@@ -13,9 +13,14 @@ const TARGET: &str = "wasm32-wasip2";
 
 /// Builds the library crate at `crate_dir` as a component with the workspace's `component`
 /// profile, copies it to `$OUT_DIR/{name}.wasm`, tells cargo when to rebuild it, and returns the
-/// path. `watch` lists further paths (e.g. the WIT folder) whose change requires a rebuild.
+/// path. `watch` lists further paths (e.g. the WIT folder) whose change requires a rebuild; the
+/// workspace's manifest (where the `component` profile lives) and lock file are always watched.
 pub fn build(crate_dir: &Path, name: &str, watch: &[&Path]) -> PathBuf {
-    for path in [crate_dir.join("src"), crate_dir.join("Cargo.toml")]
+    let mut watched = vec![crate_dir.join("src"), crate_dir.join("Cargo.toml")];
+    if let Some(root) = workspace_root(crate_dir) {
+        watched.extend([root.join("Cargo.toml"), root.join("Cargo.lock")]);
+    }
+    for path in watched
         .iter()
         .map(PathBuf::as_path)
         .chain(watch.iter().copied())
@@ -82,4 +87,12 @@ fn ensure_target() {
         .status()
         .expect("rustup can be run: without it, install the wasm32-wasip2 target by hand");
     assert!(status.success(), "`rustup target add {TARGET}` failed");
+}
+
+/// The nearest folder above `crate_dir` whose manifest declares the workspace.
+fn workspace_root(crate_dir: &Path) -> Option<&Path> {
+    crate_dir.ancestors().skip(1).find(|dir| {
+        std::fs::read_to_string(dir.join("Cargo.toml"))
+            .is_ok_and(|manifest| manifest.lines().any(|l| l.trim() == "[workspace]"))
+    })
 }
