@@ -8,11 +8,15 @@ use crate::limits::Limits;
 use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, Runtime, RuntimeError};
 use std::path::PathBuf;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The most memories, tables and core instances a pooled slot holds for one component.
 const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 16;
+/// How much of a memory or table a pooled slot may keep resident between calls. A call of the
+/// component touches less than this; it bounds the resident memory per idle slot (1000 slots:
+/// at most 250 MiB more), where a kernel without PAGEMAP_SCAN keeps all of it.
+const KEEP_RESIDENT_BYTES: usize = 256 * 1024;
 
 /// Options for a [`Runtime`]; [`RuntimeBuilder::build`] compiles (or loads) the component.
 #[derive(Debug, Clone)]
@@ -95,6 +99,12 @@ impl RuntimeBuilder {
             .total_stacks(slots)
             .table_elements(self.limits.table_elements)
             .max_memory_size(self.limits.memory_bytes);
+        // Reset a slot's memory by rewriting only the pages the guest touched (found with
+        // Linux's PAGEMAP_SCAN where the kernel has it), instead of `madvise`: that syscall's
+        // TLB shoot-downs and the page faults that follow it were half of a call's cost.
+        pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES)
+            .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
