@@ -11,6 +11,7 @@ use crate::{COMPONENT, Runtime, Tenant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -50,26 +51,31 @@ pub struct Report {
     in_flight_peak_rss_mib: f64,
 }
 
-/// Runs the benchmark against `api_url`, or an in-process simulator.
-pub async fn run(requests: usize, concurrency: usize) -> Result<Report> {
+/// Where the calls go.
+pub enum Server {
+    /// A simulator in this process, started for the run.
+    InProcess,
+    /// A server already running elsewhere (e.g. `host-harness simulate` in another process),
+    /// with the bearer token it accepts.
+    External { api_url: String, token: Secret },
+}
+
+/// Runs the benchmark. The memory measurement always uses an in-process simulator: it needs
+/// answers held back, which only that simulator can be told to do.
+pub async fn run(server: Server, requests: usize, concurrency: usize) -> Result<Report> {
     let simulator = Simulator::start(0, Some(Secret::new(TOKEN))).await?;
-    let base = simulator.base_url();
+    let (base, token) = match server {
+        Server::InProcess => (simulator.base_url(), Secret::new(TOKEN)),
+        Server::External { api_url, token } => (api_url.trim_end_matches('/').to_owned(), token),
+    };
     let runtime = Arc::new(
         Runtime::builder()
             .max_in_flight(IN_FLIGHT)
             .build(COMPONENT)?,
     );
-    let tenant = Tenant {
-        origin: ApiOrigin::parse(&base)?,
-        tokens: Arc::new(StaticToken::new(Secret::new(TOKEN))),
-        limiter: Arc::new(RateLimiter::new(Budget {
-            per_minute: u32::MAX,
-            per_hour: u32::MAX,
-        })),
-        limits: None,
-    };
-    let machines = Arc::new(AtomicU64::new(0));
-    let native = Native::new(&base);
+    let tenant = bench_tenant(&base, token.clone())?;
+    let machines = Arc::new(Machines::new()?);
+    let native = Native::new(&base, &token);
 
     // Warm both paths (connections, caches) before measuring.
     for _ in 0..50 {
@@ -110,7 +116,8 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<Report> {
     })
     .await?;
     let (cold_start_uncached_ms, cold_start_cached_ms) = cold_starts()?;
-    let in_flight_peak_rss_mib = in_flight_memory(&runtime, &tenant, &simulator, &machines).await?;
+    let local = bench_tenant(&simulator.base_url(), Secret::new(TOKEN))?;
+    let in_flight_peak_rss_mib = in_flight_memory(&runtime, &local, &simulator, &machines).await?;
 
     let (native_median, native_p99) = percentiles(native_latencies);
     let (component_median, component_p99) = percentiles(component_latencies);
@@ -135,31 +142,79 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<Report> {
     })
 }
 
-/// A plain Rust client doing what the component does: keep-alive hyper, the same body built
-/// with serde_json, the same members read from the answer.
+/// The tenant the component path runs as: no rate limit, a fixed token.
+fn bench_tenant(base: &str, token: Secret) -> Result<Tenant> {
+    Ok(Tenant {
+        origin: ApiOrigin::parse(base)?,
+        tokens: Arc::new(StaticToken::new(token)),
+        limiter: Arc::new(RateLimiter::new(Budget {
+            per_minute: u32::MAX,
+            per_hour: u32::MAX,
+        })),
+        limits: None,
+    })
+}
+
+/// A new device ID for every call, prefixed by one random to this run, so a server that lives
+/// longer than the run (`--api-url`) never sees a device twice and never answers
+/// `ActiveRequestAlreadyExists`.
+struct Machines {
+    run: u32,
+    next: AtomicU64,
+}
+
+impl Machines {
+    fn new() -> Result<Self> {
+        let mut run = [0u8; 4];
+        getrandom::fill(&mut run).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        Ok(Self {
+            run: u32::from_le_bytes(run),
+            next: AtomicU64::new(0),
+        })
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{n:032x}", self.run)
+    }
+}
+
+/// A plain Rust client doing what the component does: keep-alive hyper over the same
+/// connector as the host's pool, the same body built with serde_json, the same members read
+/// from the answer.
 #[derive(Clone)]
 struct Native {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     base: String,
+    authorization: Arc<str>,
 }
 
 impl Native {
-    fn new(base: &str) -> Self {
-        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    fn new(base: &str, token: &Secret) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
         Self {
-            client,
+            client: Client::builder(TokioExecutor::new()).build(connector),
             base: base.to_owned(),
+            authorization: format!("Bearer {}", token.expose()).into(),
         }
     }
 
-    async fn call(&self, machines: &AtomicU64) -> Result<()> {
-        let machine = format!("{:040x}", machines.fetch_add(1, Ordering::Relaxed));
+    async fn call(&self, machines: &Machines) -> Result<()> {
+        let machine = machines.next();
         let body = json!({"Comment": COMMENT, "Sha1": SHA1}).to_string();
         let request = http::Request::post(format!(
             "{}/api/machines/{machine}/StopAndQuarantineFile",
             self.base
         ))
-        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("authorization", &*self.authorization)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body)))?;
         let response = self.client.request(request).await?;
@@ -180,8 +235,8 @@ impl Native {
     }
 }
 
-async fn component_call(runtime: &Runtime, tenant: &Tenant, machines: &AtomicU64) -> Result<()> {
-    let machine = format!("{:040x}", machines.fetch_add(1, Ordering::Relaxed));
+async fn component_call(runtime: &Runtime, tenant: &Tenant, machines: &Machines) -> Result<()> {
+    let machine = machines.next();
     let outcome = runtime
         .stop_and_quarantine(tenant, &machine, SHA1, COMMENT)
         .await?;
@@ -282,7 +337,7 @@ async fn in_flight_memory(
     runtime: &Arc<Runtime>,
     tenant: &Tenant,
     simulator: &Simulator,
-    machines: &Arc<AtomicU64>,
+    machines: &Arc<Machines>,
 ) -> Result<f64> {
     simulator.script(
         (0..IN_FLIGHT).map(|_| Reply::Delayed(Duration::from_millis(500), Box::new(Reply::Create))),

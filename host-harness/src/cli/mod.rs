@@ -114,7 +114,8 @@ enum Command {
         #[arg(long, default_value = "MDE_TOKEN")]
         token_env: String,
     },
-    /// Measure the component path against a native client on an in-process simulator.
+    /// Measure the component path against a native client, on an in-process simulator or
+    /// on a server at --api-url (e.g. `host-harness simulate` in another process).
     Bench {
         /// Print one JSON object instead of a table.
         #[arg(long)]
@@ -125,6 +126,13 @@ enum Command {
         /// Concurrent callers for the throughput measurement.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// A server answering like the API (never a real tenant: every call creates an action
+        /// for a made-up device); without it, a simulator in this process.
+        #[arg(long)]
+        api_url: Option<String>,
+        /// The environment variable holding the bearer token the --api-url server accepts.
+        #[arg(long, default_value = "MDE_TOKEN", requires = "api_url")]
+        token_env: String,
     },
     /// Ready the runtime from a cache and print how long it took, in microseconds (used by
     /// `bench` to measure cold starts in a new process).
@@ -249,17 +257,23 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
             json,
             requests,
             concurrency,
-        } => bench::run(requests.max(1), concurrency.max(1))
-            .await
-            .and_then(|report| {
-                let text = if json {
-                    serde_json::to_string(&report)?
-                } else {
-                    bench::table(&report)
-                };
-                writeln!(console.out, "{}", text.trim_end())?;
-                Ok(ExitCode::SUCCESS)
-            }),
+            api_url,
+            token_env,
+        } => bench::run(
+            bench_server(api_url, &token_env),
+            requests.max(1),
+            concurrency.max(1),
+        )
+        .await
+        .and_then(|report| {
+            let text = if json {
+                serde_json::to_string(&report)?
+            } else {
+                bench::table(&report)
+            };
+            writeln!(console.out, "{}", text.trim_end())?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Ready { cache_dir } => bench::ready(&cache_dir).and_then(|micros| {
             writeln!(console.out, "{micros}")?;
             Ok(ExitCode::SUCCESS)
@@ -269,6 +283,24 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
         let _ = writeln!(console.err, "error: {error:#}");
         ExitCode::FAILURE
     })
+}
+
+/// The server `bench` calls: the one at `api_url` with the token in `token_env` (a simulator
+/// started without a token accepts any), or an in-process simulator.
+fn bench_server(api_url: Option<String>, token_env: &str) -> bench::Server {
+    match api_url {
+        Some(api_url) => {
+            let token = std::env::var(token_env)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| "bench-token".to_owned());
+            bench::Server::External {
+                api_url,
+                token: Secret::new(token),
+            }
+        }
+        None => bench::Server::InProcess,
+    }
 }
 
 /// One device ID a line; blank lines and `#` comments skipped.
