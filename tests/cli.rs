@@ -458,3 +458,15 @@ async fn a_tenant_from_a_tenants_file() {
     assert_eq!(run.code, ExitCode::from(2));
     assert!(run.err.contains("nobody"), "{}", run.err);
 }
+
+#[tokio::test]
+async fn the_embedded_component_can_be_written_out_for_other_hosts() {
+    let out = std::env::temp_dir().join(format!("defender-{}.wasm", std::process::id()));
+    let run = cli(&["component", "--out", out.to_str().unwrap()]).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let written = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(written, host_harness::COMPONENT);
+    // A component, not a core module: the preamble's layer field is 1.
+    assert_eq!(written[..8], *b"\0asm\x0d\0\x01\0");
+}

@@ -197,3 +197,41 @@ async fn unknown_paths_are_not_found() {
         (404, Some("ResourceNotFound"))
     );
 }
+
+#[tokio::test]
+async fn a_watcher_hears_each_exchange_with_its_status_but_never_the_token() {
+    let simulator = simulator().await;
+    let mut exchanges = simulator.watch();
+    let base = simulator.base_url();
+    raw(
+        &base,
+        "POST",
+        &action_path(),
+        &[&bearer(), JSON],
+        &body("Comment", "Sha1"),
+    )
+    .await;
+    raw(
+        &base,
+        "GET",
+        "/api/machineactions/x",
+        &["Authorization: Bearer wrong"],
+        "",
+    )
+    .await;
+
+    let created = exchanges.recv().await.unwrap();
+    assert_eq!(created.method, "POST");
+    assert_eq!(created.path, action_path());
+    assert_eq!(created.content_type.as_deref(), Some("application/json"));
+    assert!(created.authorized);
+    assert_eq!(created.body, body("Comment", "Sha1"));
+    assert_eq!(created.status, Some(201));
+    let refused = exchanges.recv().await.unwrap();
+    assert_eq!((refused.authorized, refused.status), (false, Some(401)));
+    let logged = serde_json::to_string(&refused).unwrap();
+    assert!(
+        !logged.contains("wrong") && !logged.contains(TOKEN),
+        "{logged}"
+    );
+}

@@ -105,7 +105,9 @@ enum Command {
         #[command(flatten)]
         connection: Connection,
     },
-    /// Serve the API simulator on 127.0.0.1 until interrupted.
+    /// Serve the API simulator on 127.0.0.1 until interrupted. Prints its base URL, then one
+    /// JSON line per request received (method, path, content type, whether the token was
+    /// accepted, body, answer status).
     Simulate {
         /// The port (0 picks a free one).
         #[arg(long, default_value_t = 0)]
@@ -133,6 +135,12 @@ enum Command {
         /// The environment variable holding the bearer token the --api-url server accepts.
         #[arg(long, default_value = "MDE_TOKEN", requires = "api_url")]
         token_env: String,
+    },
+    /// Write the embedded component (the release `.wasm`) to a file, for other hosts.
+    Component {
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Ready the runtime from a cache and print how long it took, in microseconds (used by
     /// `bench` to measure cold starts in a new process).
@@ -274,6 +282,9 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
             writeln!(console.out, "{}", text.trim_end())?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Component { out } => std::fs::write(&out, COMPONENT)
+            .with_context(|| format!("writing {}", out.display()))
+            .map(|()| ExitCode::SUCCESS),
         Command::Ready { cache_dir } => bench::ready(&cache_dir).and_then(|micros| {
             writeln!(console.out, "{micros}")?;
             Ok(ExitCode::SUCCESS)
@@ -430,10 +441,21 @@ async fn simulate(port: u16, token_env: &str, console: &mut Console<'_>) -> Resu
     )?;
     writeln!(console.out, "{}", simulator.base_url())?;
     console.out.flush()?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    Ok(ExitCode::SUCCESS)
+    let mut exchanges = simulator.watch();
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            stopped = &mut stop => {
+                stopped.context("waiting for Ctrl-C")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(exchange) = exchanges.recv() => {
+                writeln!(console.out, "{}", serde_json::to_string(&exchange)?)?;
+                console.out.flush()?;
+            }
+        }
+    }
 }
 
 async fn demo(cache_dir: Option<PathBuf>, console: &mut Console<'_>) -> Result<ExitCode> {

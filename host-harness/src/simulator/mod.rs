@@ -21,9 +21,11 @@ use crate::secret::Secret;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The `requestor` of simulated actions, as an app token would show it.
@@ -44,6 +46,25 @@ pub struct RecordedRequest {
     pub body: Vec<u8>,
 }
 
+/// One request and the simulator's answer, as `watch` reports it: what a test in another
+/// process needs to check the exact request, without the token (only whether it was accepted).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exchange {
+    /// The method, e.g. `POST`.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `Content-Type` header.
+    pub content_type: Option<String>,
+    /// Whether the request carried a bearer token the simulator accepts.
+    pub authorized: bool,
+    /// The body, as text (invalid UTF-8 replaced).
+    pub body: String,
+    /// The answer's status; `None` when the connection was dropped on purpose.
+    pub status: Option<u16>,
+}
+
 /// A running simulator. Dropping it stops accepting connections.
 pub struct Simulator {
     shared: Arc<Shared>,
@@ -56,12 +77,29 @@ struct Shared {
     tenant: Mutex<state::Tenant>,
     directory: Mutex<token::Directory>,
     requests: Mutex<Vec<RecordedRequest>>,
+    watchers: Mutex<Vec<mpsc::UnboundedSender<Exchange>>>,
     connections: AtomicUsize,
 }
 
 impl Shared {
     fn tenant(&self) -> MutexGuard<'_, state::Tenant> {
         lock(&self.tenant)
+    }
+
+    fn tell_watchers(&self, request: &RecordedRequest, authorized: bool, status: Option<u16>) {
+        let mut watchers = lock(&self.watchers);
+        if watchers.is_empty() {
+            return;
+        }
+        let exchange = Exchange {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            content_type: request.content_type.clone(),
+            authorized,
+            body: String::from_utf8_lossy(&request.body).into_owned(),
+            status,
+        };
+        watchers.retain(|watcher| watcher.send(exchange.clone()).is_ok());
     }
 }
 
@@ -77,6 +115,7 @@ impl Simulator {
             tenant: Mutex::default(),
             directory: Mutex::default(),
             requests: Mutex::default(),
+            watchers: Mutex::default(),
             connections: AtomicUsize::new(0),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
@@ -136,6 +175,13 @@ impl Simulator {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// Every request from now on, with its answer, as it is answered.
+    pub fn watch(&self) -> mpsc::UnboundedReceiver<Exchange> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        lock(&self.shared.watchers).push(sender);
+        receiver
     }
 
     /// How many TCP connections clients have opened.

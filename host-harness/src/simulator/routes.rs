@@ -51,13 +51,20 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         body,
     };
     lock(&shared.requests).push(request.clone());
+    let answer = route(&shared, &parts, &request).await;
+    let status = answer.as_ref().ok().map(|r| r.status().as_u16());
+    shared.tell_watchers(&request, authorized(&shared, &request), status);
+    answer
+}
 
+/// The endpoint's answer.
+async fn route(shared: &Shared, parts: &http::request::Parts, request: &RecordedRequest) -> Answer {
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (&parts.method, segments.as_slice()) {
         (&Method::POST, ["api", "machines", machine, "StopAndQuarantineFile"]) => {
-            create_route(&shared, machine, &request).await
+            create_route(shared, machine, request).await
         }
         (&Method::POST, [tenant_id, "oauth2", "v2.0", "token"]) => {
             let form = request
@@ -70,13 +77,11 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
             let url = format!("{}{path}", shared.base_url);
             Ok(lock(&shared.directory).token(tenant_id, &url, &request.body))
         }
-        _ if !authorized(&shared, &request) => Ok(unauthorized()),
-        (&Method::GET, ["api", "machineactions", id]) => Ok(poll(&shared, id)),
-        (&Method::POST, ["api", "machineactions", id, "cancel"]) => {
-            Ok(cancel(&shared, id, &request))
-        }
-        (&Method::GET, ["api", "machineactions"]) => Ok(list(&shared, query)),
-        (&Method::GET, ["api", "files", sha1, "machines"]) => Ok(machines_of(&shared, sha1)),
+        _ if !authorized(shared, request) => Ok(unauthorized()),
+        (&Method::GET, ["api", "machineactions", id]) => Ok(poll(shared, id)),
+        (&Method::POST, ["api", "machineactions", id, "cancel"]) => Ok(cancel(shared, id, request)),
+        (&Method::GET, ["api", "machineactions"]) => Ok(list(shared, query)),
+        (&Method::GET, ["api", "files", sha1, "machines"]) => Ok(machines_of(shared, sha1)),
         _ => Ok(reply::api_error(
             404,
             "ResourceNotFound",
