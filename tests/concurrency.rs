@@ -75,3 +75,44 @@ async fn fifty_tenants_times_twenty_actions() {
         );
     }
 }
+
+/// A burst to one host waits for its turns instead of opening a connection per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_one_host_are_capped_and_share_connections() {
+    use host_harness::simulator::Reply;
+    use std::time::Duration;
+
+    const CALLS: usize = 6;
+    let runtime = Arc::new(
+        host_harness::Runtime::builder()
+            .max_requests_per_host(2)
+            .build(host_harness::COMPONENT)
+            .unwrap(),
+    );
+    let simulator = integration_tests::simulator().await;
+    simulator.script(
+        (0..CALLS).map(|_| Reply::Delayed(Duration::from_millis(200), Box::new(Reply::Create))),
+    );
+    let tenant = integration_tests::tenant(&simulator);
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let (runtime, tenant) = (runtime.clone(), tenant.clone());
+            tokio::spawn(async move {
+                let machine = format!("{i:040x}");
+                runtime
+                    .stop_and_quarantine(&tenant, &machine, SHA1, COMMENT)
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let outcome = call.await.unwrap().unwrap();
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    }
+    assert_eq!(simulator.requests().len(), CALLS);
+    assert_eq!(
+        simulator.connections(),
+        2,
+        "six concurrent requests to one host went over two connections"
+    );
+}

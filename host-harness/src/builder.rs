@@ -5,6 +5,7 @@ use crate::bindings::{Defender, DefenderPre};
 use crate::cache::{self, Source};
 use crate::invocation::Invocation;
 use crate::limits::Limits;
+use crate::pool::{ConnectionPool, DEFAULT_MAX_REQUESTS_PER_HOST};
 use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, Runtime, RuntimeError};
 use std::path::PathBuf;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -23,6 +24,7 @@ const KEEP_RESIDENT_BYTES: usize = 256 * 1024;
 pub struct RuntimeBuilder {
     limits: Limits,
     max_in_flight: usize,
+    max_requests_per_host: usize,
     cache_dir: Option<PathBuf>,
 }
 
@@ -31,6 +33,7 @@ impl Default for RuntimeBuilder {
         Self {
             limits: Limits::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_requests_per_host: DEFAULT_MAX_REQUESTS_PER_HOST,
             cache_dir: None,
         }
     }
@@ -48,6 +51,15 @@ impl RuntimeBuilder {
     /// for each.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max.max(1);
+        self
+    }
+
+    /// How many of the component's requests may be in flight to one host at once (at least
+    /// one), across all invocations; the rest wait their turn within their wall clock. Every
+    /// tenant of the public cloud shares one API host, so this bounds the runtime's connections
+    /// to it.
+    pub fn max_requests_per_host(mut self, max: usize) -> Self {
+        self.max_requests_per_host = max.max(1);
         self
     }
 
@@ -81,6 +93,7 @@ impl RuntimeBuilder {
             pre,
             self.limits,
             self.max_in_flight,
+            ConnectionPool::new(self.max_requests_per_host),
             source,
         ))
     }

@@ -91,6 +91,7 @@ impl Runtime {
         pre: DefenderPre<Invocation>,
         limits: Limits,
         max_in_flight: usize,
+        pool: ConnectionPool,
         source: Source,
     ) -> Self {
         let ticking = Arc::new(AtomicBool::new(true));
@@ -100,7 +101,7 @@ impl Runtime {
             pre,
             limits,
             in_flight: Semaphore::new(max_in_flight),
-            pool: ConnectionPool::default(),
+            pool,
             source,
             ticking,
         }

@@ -71,6 +71,7 @@ pub async fn run(server: Server, requests: usize, concurrency: usize) -> Result<
     let runtime = Arc::new(
         Runtime::builder()
             .max_in_flight(IN_FLIGHT)
+            .max_requests_per_host(IN_FLIGHT)
             .build(COMPONENT)?,
     );
     let tenant = bench_tenant(&base, token.clone())?;
