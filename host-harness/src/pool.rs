@@ -65,19 +65,10 @@ impl ConnectionPool {
     /// A pool that lets at most `max_requests_per_host` requests (at least one) be in flight to
     /// any one host, from request to the end of the response body.
     pub fn new(max_requests_per_host: usize) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .build(connector);
+            .build(connector());
         let per_host = PerHost {
             limit: max_requests_per_host.max(1),
             hosts: Mutex::default(),
@@ -111,6 +102,20 @@ impl ConnectionPool {
         Ok(response
             .map(|body| Patient::new(body.map_err(Error::from), between, turn).boxed_unsync()))
     }
+}
+
+/// TCP without Nagle's delay, TLS (rustls, the webpki roots) for `https`, HTTP/1.1 and HTTP/2 as
+/// the server offers.
+pub(crate) fn connector() -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http)
 }
 
 /// A body that fails when the next frame takes longer than `between` to arrive, and holds its

@@ -192,17 +192,8 @@ struct Native {
 
 impl Native {
     fn new(base: &str, token: &Secret) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
         Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: Client::builder(TokioExecutor::new()).build(crate::pool::connector()),
             base: base.to_owned(),
             authorization: format!("Bearer {}", token.expose()).into(),
         }
