@@ -86,7 +86,13 @@ impl Shared {
         lock(&self.tenant)
     }
 
-    fn tell_watchers(&self, request: &RecordedRequest, authorized: bool, status: Option<u16>) {
+    /// Tells every watcher of the exchange (`authorized` is asked only when someone watches).
+    fn tell_watchers(
+        &self,
+        request: &RecordedRequest,
+        authorized: impl FnOnce() -> bool,
+        status: Option<u16>,
+    ) {
         let mut watchers = lock(&self.watchers);
         if watchers.is_empty() {
             return;
@@ -95,7 +101,7 @@ impl Shared {
             method: request.method.clone(),
             path: request.path.clone(),
             content_type: request.content_type.clone(),
-            authorized,
+            authorized: authorized(),
             body: String::from_utf8_lossy(&request.body).into_owned(),
             status,
         };

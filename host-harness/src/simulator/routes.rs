@@ -53,7 +53,7 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     lock(&shared.requests).push(request.clone());
     let answer = route(&shared, &parts, &request).await;
     let status = answer.as_ref().ok().map(|r| r.status().as_u16());
-    shared.tell_watchers(&request, authorized(&shared, &request), status);
+    shared.tell_watchers(&request, || authorized(&shared, &request), status);
     answer
 }
 
