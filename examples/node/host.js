@@ -79,10 +79,16 @@ export class Tenant {
   }
 }
 
-/** The component's `action-error`: `kind` (e.g. `invalid-input`) and its members. */
+/** A JSON.stringify replacer for the component's u64 values, which jco gives as BigInt. */
+export const bigintsAsNumbers = (_, v) => (typeof v === 'bigint' ? Number(v) : v);
+
+/** The component's `action-error`: `kind` (e.g. `invalid-input`), and `details`, the error's
+ *  members (`field` for bad input; `status`, `code`, `message`, `target` for the API's
+ *  refusals; `{ message }` for the errors that are only text). */
 export class ActionFailed extends Error {
-  constructor(kind, details) {
-    super(`${kind}: ${JSON.stringify(details, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}`);
+  constructor(kind, payload) {
+    const details = typeof payload === 'object' ? payload : { message: payload };
+    super(`${kind}: ${JSON.stringify(details, bigintsAsNumbers)}`);
     this.kind = kind;
     this.details = details;
   }

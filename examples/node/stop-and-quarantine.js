@@ -8,7 +8,7 @@
 
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { ActionFailed, DefenderHost, Tenant } from './host.js';
+import { ActionFailed, bigintsAsNumbers, DefenderHost, Tenant } from './host.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,9 +35,7 @@ try {
   process.stdout.write(`${JSON.stringify(action, null, 2)}\n`);
 } catch (error) {
   if (!(error instanceof ActionFailed)) throw error;
-  const details = typeof error.details === 'object' ? error.details : { message: error.details };
-  const json = JSON.stringify({ error: error.kind, ...details }, (_, v) =>
-    typeof v === 'bigint' ? Number(v) : v);
+  const json = JSON.stringify({ error: error.kind, ...error.details }, bigintsAsNumbers);
   process.stderr.write(`${json}\n`);
   process.exitCode = error.kind === 'invalid-input' ? 2 : 1;
 }

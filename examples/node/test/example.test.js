@@ -151,7 +151,7 @@ test('a request outside the tenant origin never leaves the host', async () => {
   assert.throws(() => host.stopAndQuarantine(tenant, newMachineId(), SHA1, COMMENT), (error) => {
     assert.ok(error instanceof ActionFailed);
     assert.equal(error.kind, 'transport');
-    assert.match(error.details, /denied/i);
+    assert.match(error.details.message, /denied/i);
     return true;
   });
   assert.deepEqual(await simulator.exchanges(), []);
