@@ -161,7 +161,7 @@ async fn an_api_error_exits_1_naming_status_code_message_and_target() {
 
 #[tokio::test]
 async fn a_rejected_token_does_not_leak_into_the_output() {
-    let simulator = Simulator::start(0, Some(host_harness::secret::Secret::new("another")))
+    let simulator = Simulator::start(0, Some(host_harness::credentials::Secret::new("another")))
         .await
         .unwrap();
     let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;

@@ -2,10 +2,10 @@
 //! action ends with an outcome, no tenant's API sees more calls than its budget, and no token
 //! reaches another tenant's API.
 
+use host_harness::credentials::Secret;
 use host_harness::credentials::StaticToken;
 use host_harness::origin::ApiOrigin;
 use host_harness::rate_limit::{Budget, RateLimiter};
-use host_harness::secret::Secret;
 use host_harness::simulator::Simulator;
 use host_harness::{ActionError, Tenant};
 use integration_tests::{COMMENT, SHA1, component};
@@ -28,12 +28,12 @@ async fn fifty_tenants_times_twenty_actions() {
         let simulator = Simulator::start(0, Some(Secret::new(token.clone())))
             .await
             .unwrap();
-        tenants.push(Tenant {
-            origin: ApiOrigin::parse(&simulator.base_url()).unwrap(),
-            tokens: Arc::new(StaticToken::new(Secret::new(token))),
-            limiter: Arc::new(RateLimiter::new(BUDGET)),
-            limits: None,
-        });
+        let mut tenant = Tenant::new(
+            ApiOrigin::parse(&simulator.base_url()).unwrap(),
+            Arc::new(StaticToken::new(Secret::new(token))),
+        );
+        tenant.limiter = Arc::new(RateLimiter::new(BUDGET));
+        tenants.push(tenant);
         simulators.push(simulator);
     }
 

@@ -154,7 +154,8 @@ async fn everywhere_with_one_and_many_devices() {
 }
 
 #[tokio::test]
-async fn everywhere_for_an_unknown_file_is_not_found() {
+async fn everywhere_for_a_file_the_api_has_never_seen_is_an_empty_answer() {
+    // "If the file doesn't exist, an empty set is returned" (Get file related machines): 200.
     let simulator = simulator().await;
     let outcome = component()
         .quarantine(
@@ -164,7 +165,13 @@ async fn everywhere_for_an_unknown_file_is_not_found() {
         )
         .await
         .unwrap();
-    assert!(matches!(outcome.result, Err(ActionError::NotFound(_))));
+    assert_eq!(outcome.result.expect("an answer").len(), 0);
+    let listings: Vec<_> = simulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == format!("/api/files/{SHA1}/machines"))
+        .collect();
+    assert_eq!(listings.len(), 1);
     assert_eq!(posts(&simulator), 0);
 }
 

@@ -318,7 +318,7 @@ async fn an_exhausted_budget_sends_nothing() {
     let tenant = tenant_with(
         &simulator,
         Arc::new(host_harness::credentials::StaticToken::new(
-            host_harness::secret::Secret::new(TOKEN),
+            host_harness::credentials::Secret::new(TOKEN),
         )),
         budget,
     );

@@ -1,8 +1,7 @@
 //! Tenants from a tenants file against the simulator's sign-in and API endpoints: client
 //! secrets and certificates, the token cache, single-flight fetches, expiry and refresh.
 
-use host_harness::certificate::ClientCertificate;
-use host_harness::secret::Secret;
+use host_harness::credentials::{ClientCertificate, Secret, SigningAlgorithm};
 use host_harness::simulator::{ClientProof, Reply, Simulator};
 use host_harness::tenants::Tenants;
 use host_harness::{ActionError, Tenant};
@@ -143,13 +142,15 @@ async fn a_certificate_signs_an_assertion_the_directory_accepts() {
     let certificate = ClientCertificate::from_pem_files(
         &fixtures().join("client-cert.pem"),
         &fixtures().join("client-key.pem"),
+        SigningAlgorithm::PS256,
     )
     .unwrap();
     simulator.register_client(
         TENANT_ID,
         CLIENT_ID,
         ClientProof::Certificate {
-            thumbprint: certificate.thumbprint().to_owned(),
+            x5t: certificate.thumbprint().to_owned(),
+            x5t_s256: certificate.thumbprint_sha256().to_owned(),
             public_key: certificate.public_key_der().to_vec(),
         },
     );
@@ -172,7 +173,8 @@ async fn a_certificate_the_directory_does_not_know_is_refused() {
         TENANT_ID,
         CLIENT_ID,
         ClientProof::Certificate {
-            thumbprint: "someone-elses-thumbprint".into(),
+            x5t: "someone-elses-thumbprint".into(),
+            x5t_s256: "someone-elses-thumbprint".into(),
             public_key: vec![1, 2, 3],
         },
     );

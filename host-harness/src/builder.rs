@@ -5,8 +5,10 @@ use crate::bindings::{Defender, DefenderPre};
 use crate::cache::{self, Source};
 use crate::invocation::Invocation;
 use crate::limits::Limits;
-use crate::pool::{ConnectionPool, DEFAULT_MAX_REQUESTS_PER_HOST};
 use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, Runtime, RuntimeError};
+use crate::transport::{
+    ConnectionPool, DEFAULT_MAX_REQUESTS_PER_HOST, Network, Proxy, TrustedRoots,
+};
 use std::path::PathBuf;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -26,6 +28,7 @@ pub struct RuntimeBuilder {
     max_in_flight: usize,
     max_requests_per_host: usize,
     cache_dir: Option<PathBuf>,
+    network: Network,
 }
 
 impl Default for RuntimeBuilder {
@@ -35,6 +38,7 @@ impl Default for RuntimeBuilder {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_requests_per_host: DEFAULT_MAX_REQUESTS_PER_HOST,
             cache_dir: None,
+            network: Network::default(),
         }
     }
 }
@@ -69,9 +73,24 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The proxy for every tenant that does not set its own (default:
+    /// [`Proxy::Environment`], `HTTPS_PROXY` and the like, as curl reads them).
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.network.proxy = Some(proxy);
+        self
+    }
+
+    /// Roots every tenant's connections trust besides the system's and the bundled web PKI
+    /// roots (a TLS-inspecting proxy's CA); a tenant's `ca-file` adds to these.
+    pub fn extra_roots(mut self, roots: TrustedRoots) -> Self {
+        self.network.extra_roots = roots;
+        self
+    }
+
     /// Makes the engine, gets the component's code (from the cache when it holds it), and
     /// links it once.
     pub fn build(self, component: &[u8]) -> Result<Runtime, RuntimeError> {
+        let pool = ConnectionPool::new(self.network.clone(), self.max_requests_per_host)?;
         let engine = Engine::new(&self.config()).map_err(RuntimeError::Load)?;
         let (component, source) = match &self.cache_dir {
             Some(dir) => cache::load(&engine, component, dir),
@@ -93,7 +112,7 @@ impl RuntimeBuilder {
             pre,
             self.limits,
             self.max_in_flight,
-            ConnectionPool::new(self.max_requests_per_host),
+            pool,
             source,
         ))
     }

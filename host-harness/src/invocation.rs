@@ -4,8 +4,8 @@ use crate::bindings::defender::endpoint::{credentials, progress, rate_limit};
 use crate::limits::Limits;
 use crate::meter::{CpuMeter, MemoryQuota};
 use crate::outbound::Outbound;
-use crate::pool::ConnectionPool;
 use crate::tenant::Tenant;
+use crate::transport::HttpClient;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -24,6 +24,7 @@ pub struct Invocation {
     pub(crate) memory: MemoryQuota,
     pub(crate) cpu: CpuMeter,
     tenant: Tenant,
+    client: HttpClient,
     progress: Option<ProgressSink>,
 }
 
@@ -32,7 +33,7 @@ impl Invocation {
     pub fn new(
         tenant: Tenant,
         limits: &Limits,
-        pool: ConnectionPool,
+        client: HttpClient,
         progress: Option<ProgressSink>,
     ) -> Self {
         Self {
@@ -43,10 +44,11 @@ impl Invocation {
                 table.set_max_capacity(limits.resources);
                 table
             },
-            outbound: Outbound::new(pool, tenant.origin.clone(), limits),
+            outbound: Outbound::new(client.clone(), tenant.origin.clone(), limits),
             memory: MemoryQuota::new(limits),
             cpu: CpuMeter::new(limits.cpu),
             tenant,
+            client,
             progress,
         }
     }
@@ -76,7 +78,10 @@ impl credentials::Host for Invocation {
         let token = self
             .tenant
             .tokens
-            .token(if refresh { self.outbound.token() } else { None })
+            .token(
+                &self.client,
+                if refresh { self.outbound.token() } else { None },
+            )
             .await
             .map_err(|e| e.to_string())?;
         self.outbound.set_token(token);

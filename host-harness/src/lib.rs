@@ -2,30 +2,29 @@
 //!
 //! [`Runtime`] compiles the component once and runs each call in a fresh, limited store for a
 //! [`Tenant`]: the host holds the tenant's token ([`credentials`]), its shared rate budget
-//! ([`rate_limit`]) and the outbound policy ([`outbound`]); the component only decides.
+//! ([`rate_limit`]) and the outbound policy ([`outbound`]); the component only decides. One
+//! HTTP client ([`transport`]) carries both the component's requests and the host's sign-in.
 //! [`simulator`] serves a faithful stand-in for the API on 127.0.0.1.
 
 mod bindings;
 mod builder;
 pub mod cache;
-pub mod certificate;
 pub mod cli;
 pub mod cloud;
 pub mod credentials;
+pub mod escape;
 mod invocation;
 pub mod limits;
 mod meter;
-pub mod oauth;
 pub mod origin;
 pub mod outbound;
-mod pool;
 pub mod rate_limit;
 pub mod report;
 mod runtime;
-pub mod secret;
 pub mod simulator;
 pub mod tenant;
 pub mod tenants;
+pub mod transport;
 
 pub use bindings::defender::endpoint::progress::Update as ProgressUpdate;
 pub use bindings::defender::endpoint::types::{

@@ -2,33 +2,34 @@
 //!
 //! A request leaves only if it goes to the tenant's API origin, carries the invocation's sealed
 //! credential, and is covered by a permit from the tenant's rate limiter. The hook then swaps
-//! the seal for the real token and clamps the timeouts. Everything else gets
-//! `HTTP-request-denied`, and the reason is kept for the host's report.
+//! the seal for the real token and sends it through the host's client, whose timeouts bound
+//! the ones the component asks for. Everything else gets `HTTP-request-denied`, and the reason
+//! is kept for the host's report; so is the reason of a request that got no answer (a TLS or
+//! proxy failure), which the component only learns as an error code.
 
+use crate::credentials::Secret;
 use crate::limits::Limits;
 use crate::meter::LimitExceeded;
 use crate::origin::ApiOrigin;
-use crate::pool::ConnectionPool;
-use crate::secret::Secret;
+use crate::transport::HttpClient;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http_body_util::{BodyExt, Limited};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The per-invocation state of the policy.
 pub struct Outbound {
-    pool: ConnectionPool,
+    http: HttpClient,
     origin: ApiOrigin,
     seal: String,
     token: Option<Secret>,
     permits: u32,
-    connect_timeout: Duration,
-    io_timeout: Duration,
     max_requests: u32,
     max_response_bytes: u64,
     attempts: u32,
     denials: Vec<String>,
+    /// Why requests that were let through got no answer; filled by their futures.
+    failures: Arc<Mutex<Vec<String>>>,
     sent: u32,
     /// Set by the hook or by a response body (which outlives the hook's call).
     tripped: Arc<OnceLock<LimitExceeded>>,
@@ -48,7 +49,7 @@ type ResponseFuture = Box<
 
 impl Outbound {
     /// A policy for one invocation against `origin`, with a fresh random seal.
-    pub fn new(pool: ConnectionPool, origin: ApiOrigin, limits: &Limits) -> Self {
+    pub fn new(http: HttpClient, origin: ApiOrigin, limits: &Limits) -> Self {
         let mut nonce = [0u8; 16];
         // Without OS randomness the seal would be guessable; fail closed with a seal nobody
         // can send (it contains a newline, which no header value may).
@@ -57,17 +58,16 @@ impl Outbound {
             Err(_) => "sealed\n".to_owned(),
         };
         Self {
-            pool,
+            http,
             origin,
             seal,
             token: None,
             permits: 0,
-            connect_timeout: limits.connect_timeout,
-            io_timeout: limits.io_timeout,
             max_requests: limits.max_requests,
             max_response_bytes: limits.max_response_bytes,
             attempts: 0,
             denials: Vec::new(),
+            failures: Arc::default(),
             sent: 0,
             tripped: Arc::default(),
         }
@@ -106,6 +106,11 @@ impl Outbound {
     /// Why requests were refused, in order.
     pub fn take_denials(&mut self) -> Vec<String> {
         std::mem::take(&mut self.denials)
+    }
+
+    /// Why requests that were let through got no answer, in order.
+    pub fn take_failures(&mut self) -> Vec<String> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// How many requests were let through.
@@ -151,17 +156,6 @@ impl Outbound {
         self.sent += 1;
         Ok(())
     }
-
-    fn clamp(&self, options: Option<RequestOptions>) -> RequestOptions {
-        let options = options.unwrap_or_default();
-        let clamp =
-            |asked: Option<Duration>, most: Duration| Some(asked.map_or(most, |d| d.min(most)));
-        RequestOptions {
-            connect_timeout: clamp(options.connect_timeout, self.connect_timeout),
-            first_byte_timeout: clamp(options.first_byte_timeout, self.io_timeout),
-            between_bytes_timeout: clamp(options.between_bytes_timeout, self.io_timeout),
-        }
-    }
 }
 
 impl WasiHttpHooks for Outbound {
@@ -175,13 +169,19 @@ impl WasiHttpHooks for Outbound {
             self.denials.push(reason);
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        let options = self.clamp(options);
         let max_bytes = self.max_response_bytes;
         let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let tripped = self.tripped.clone();
-        let pool = self.pool.clone();
+        let failures = self.failures.clone();
+        let http = self.http.clone();
         Box::new(async move {
-            let response = pool.send(request, options).await?;
+            let response = http.send(request, options).await.map_err(|failure| {
+                failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(failure.detail);
+                failure.code
+            })?;
             let response = response.map(|body| {
                 Limited::new(body, limit)
                     .map_err(move |_| {

@@ -9,8 +9,8 @@ use crate::cache::Source;
 use crate::invocation::{Invocation, ProgressSink};
 use crate::limits::Limits;
 use crate::meter::LimitExceeded;
-use crate::pool::ConnectionPool;
 use crate::tenant::Tenant;
+use crate::transport::{ConnectionPool, NetworkError, Timeouts};
 use crate::{ActionError, MachineAction};
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +44,9 @@ pub enum RuntimeError {
     /// The component trapped or could not be instantiated.
     #[error("the component failed: {0:#}")]
     Trap(wasmtime::Error),
+    /// The tenant's network settings could not be put to use.
+    #[error("the tenant's network settings: {0}")]
+    Network(#[from] NetworkError),
 }
 
 /// What a call produced, with what the host saw of it.
@@ -55,6 +58,9 @@ pub struct Outcome<T> {
     pub denials: Vec<String>,
     /// Requests the outbound policy let through.
     pub requests_sent: u32,
+    /// Why requests that were let through got no answer (a certificate not trusted, a proxy
+    /// refusing the tunnel), in order; the component itself only sees an error code.
+    pub connection_errors: Vec<String>,
 }
 
 /// An export call in progress: the component's answer, or the trap that ended it.
@@ -225,7 +231,7 @@ impl Runtime {
     /// Makes a fresh store and instance for `tenant` and drops them, returning how long the
     /// instantiation took (for the benchmark).
     pub(crate) async fn instantiate_once(&self, tenant: &Tenant) -> Result<Duration, RuntimeError> {
-        let mut store = self.store(tenant, None);
+        let mut store = self.store(tenant, None)?;
         let started = std::time::Instant::now();
         self.pre
             .instantiate_async(&mut store)
@@ -246,7 +252,7 @@ impl Runtime {
         let wall_clock = self.limits_for(tenant).wall_clock + extra_wall_clock;
         // The semaphore is never closed, so acquiring only waits.
         let _turn = self.in_flight.acquire().await.ok();
-        let mut store = self.store(tenant, progress);
+        let mut store = self.store(tenant, progress)?;
         let invocation = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             call(&instance, &mut store).await
@@ -264,12 +270,22 @@ impl Runtime {
             result,
             denials: outbound.take_denials(),
             requests_sent: outbound.sent(),
+            connection_errors: outbound.take_failures(),
         })
     }
 
-    fn store(&self, tenant: &Tenant, progress: Option<ProgressSink>) -> Store<Invocation> {
+    fn store(
+        &self,
+        tenant: &Tenant,
+        progress: Option<ProgressSink>,
+    ) -> Result<Store<Invocation>, RuntimeError> {
         let limits = self.limits_for(tenant);
-        let invocation = Invocation::new(tenant.clone(), &limits, self.pool.clone(), progress);
+        let timeouts = Timeouts {
+            connect: limits.connect_timeout,
+            io: limits.io_timeout,
+        };
+        let http = self.pool.client(&tenant.network, timeouts)?;
+        let invocation = Invocation::new(tenant.clone(), &limits, http, progress);
         let mut store = Store::new(&self.engine, invocation);
         store.set_hostcall_fuel(limits.hostcall_bytes);
         store.limiter(|state| &mut state.memory);
@@ -289,7 +305,7 @@ impl Runtime {
             }
             Ok(UpdateDeadline::Continue(1))
         });
-        store
+        Ok(store)
     }
 }
 

@@ -1,9 +1,11 @@
-//! A tenant: where its API is, how to get its token, and its shared rate budget.
+//! A tenant: where its API is, how to get its token, its shared rate budget, and how the host
+//! reaches it.
 
 use crate::credentials::TokenSource;
 use crate::limits::Limits;
 use crate::origin::ApiOrigin;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{Budget, RateLimiter};
+use crate::transport::Network;
 use std::sync::Arc;
 
 /// Everything the host knows about one tenant. Cheap to clone; clones share the limiter and
@@ -19,4 +21,21 @@ pub struct Tenant {
     pub limiter: Arc<RateLimiter>,
     /// The tenant's per-invocation limits; `None` takes the runtime's.
     pub limits: Option<Limits>,
+    /// The tenant's proxy and extra trusted roots, laid over the runtime's; sign-in and API
+    /// traffic both use them.
+    pub network: Network,
+}
+
+impl Tenant {
+    /// A tenant at `origin` with tokens from `tokens`, the API's default budget (a limiter of
+    /// its own), the runtime's limits and the runtime's network settings.
+    pub fn new(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Self {
+        Self {
+            origin,
+            tokens,
+            limiter: Arc::new(RateLimiter::new(Budget::default())),
+            limits: None,
+            network: Network::default(),
+        }
+    }
 }

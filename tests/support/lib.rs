@@ -1,12 +1,15 @@
 //! What the integration tests share: the compiled components, tenants pointing at a simulator,
-//! the API page's example values.
+//! the API page's example values, a test CA and a CONNECT proxy.
 
-use host_harness::credentials::{CredentialError, StaticToken, TokenFuture, TokenSource};
+pub mod proxy;
+pub mod tls;
+
+use host_harness::credentials::{CredentialError, Secret, StaticToken, TokenFuture, TokenSource};
 use host_harness::limits::Limits;
 use host_harness::origin::ApiOrigin;
 use host_harness::rate_limit::{Budget, RateLimiter};
-use host_harness::secret::Secret;
 use host_harness::simulator::Simulator;
+use host_harness::transport::HttpClient;
 use host_harness::{COMPONENT, Runtime, Tenant};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -54,12 +57,12 @@ pub fn tenant(simulator: &Simulator) -> Tenant {
 
 /// A tenant whose API is `simulator`, with the given token source and budget.
 pub fn tenant_with(simulator: &Simulator, tokens: Arc<dyn TokenSource>, budget: Budget) -> Tenant {
-    Tenant {
-        origin: ApiOrigin::parse(&simulator.base_url()).expect("a loopback URL"),
+    let mut tenant = Tenant::new(
+        ApiOrigin::parse(&simulator.base_url()).expect("a loopback URL"),
         tokens,
-        limiter: Arc::new(RateLimiter::new(budget)),
-        limits: None,
-    }
+    );
+    tenant.limiter = Arc::new(RateLimiter::new(budget));
+    tenant
 }
 
 /// Hands out `stale` first and [`TOKEN`] once asked to refresh, like an expired cached token.
@@ -76,7 +79,7 @@ impl ExpiringToken {
 }
 
 impl TokenSource for ExpiringToken {
-    fn token(&self, stale: Option<Secret>) -> TokenFuture<'_> {
+    fn token<'a>(&'a self, _http: &'a HttpClient, stale: Option<Secret>) -> TokenFuture<'a> {
         if stale.is_some() {
             self.refreshes.fetch_add(1, Ordering::SeqCst);
         }

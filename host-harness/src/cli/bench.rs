@@ -2,18 +2,17 @@
 //! the same simulator, in one run; plus instantiation, cold start, size and memory. Every number
 //! is measured here, none estimated.
 
-use crate::credentials::StaticToken;
+use crate::credentials::{Secret, StaticToken};
 use crate::origin::ApiOrigin;
 use crate::rate_limit::{Budget, RateLimiter};
-use crate::secret::Secret;
 use crate::simulator::{Reply, Simulator};
+use crate::transport::Network;
 use crate::{COMPONENT, Runtime, Tenant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -76,7 +75,7 @@ pub async fn run(server: Server, requests: usize, concurrency: usize) -> Result<
     );
     let tenant = bench_tenant(&base, token.clone())?;
     let machines = Arc::new(Machines::new()?);
-    let native = Native::new(&base, &token);
+    let native = Native::new(&base, &token)?;
 
     // Warm both paths (connections, caches) before measuring.
     for _ in 0..50 {
@@ -145,15 +144,12 @@ pub async fn run(server: Server, requests: usize, concurrency: usize) -> Result<
 
 /// The tenant the component path runs as: no rate limit, a fixed token.
 fn bench_tenant(base: &str, token: Secret) -> Result<Tenant> {
-    Ok(Tenant {
-        origin: ApiOrigin::parse(base)?,
-        tokens: Arc::new(StaticToken::new(token)),
-        limiter: Arc::new(RateLimiter::new(Budget {
-            per_minute: u32::MAX,
-            per_hour: u32::MAX,
-        })),
-        limits: None,
-    })
+    let mut tenant = Tenant::new(ApiOrigin::parse(base)?, Arc::new(StaticToken::new(token)));
+    tenant.limiter = Arc::new(RateLimiter::new(Budget {
+        per_minute: u32::MAX,
+        per_hour: u32::MAX,
+    }));
+    Ok(tenant)
 }
 
 /// A new device ID for every call, prefixed by one random to this run, so a server that lives
@@ -185,18 +181,18 @@ impl Machines {
 /// from the answer.
 #[derive(Clone)]
 struct Native {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<crate::transport::Connector>, Full<Bytes>>,
     base: String,
     authorization: Arc<str>,
 }
 
 impl Native {
-    fn new(base: &str, token: &Secret) -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(crate::pool::connector()),
+    fn new(base: &str, token: &Secret) -> Result<Self> {
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(Network::default().connector()?),
             base: base.to_owned(),
             authorization: format!("Bearer {}", token.expose()).into(),
-        }
+        })
     }
 
     async fn call(&self, machines: &Machines) -> Result<()> {

@@ -27,6 +27,7 @@ pub async fn fan_out(
             result: prepared.result.map(|_| Vec::new()),
             denials: prepared.denials,
             requests_sent: 0,
+            connection_errors: prepared.connection_errors,
         });
     };
     let mut calls = JoinSet::new();
@@ -46,7 +47,7 @@ pub async fn fan_out(
         });
     }
     let mut outcomes: Vec<Option<MachineOutcome>> = vec![None; machine_ids.len()];
-    let (mut denials, mut requests_sent) = (Vec::new(), 0);
+    let (mut denials, mut connection_errors, mut requests_sent) = (Vec::new(), Vec::new(), 0);
     while let Some(joined) = calls.join_next().await {
         let Ok((index, result)) = joined else {
             continue;
@@ -54,6 +55,7 @@ pub async fn fan_out(
         let outcome = match result {
             Ok(mut outcome) => {
                 denials.append(&mut outcome.denials);
+                connection_errors.append(&mut outcome.connection_errors);
                 requests_sent += outcome.requests_sent;
                 match outcome.result {
                     Ok(mut one) => one.pop().map(|o| o.outcome),
@@ -85,5 +87,6 @@ pub async fn fan_out(
         result: Ok(result),
         denials,
         requests_sent,
+        connection_errors,
     })
 }

@@ -8,11 +8,9 @@ mod fanout;
 mod output;
 mod progress;
 
-use crate::credentials::{StaticToken, StoredToken, TokenSource};
+use crate::credentials::{Secret, StaticToken, StoredToken, TokenSource};
 use crate::limits::Limits;
 use crate::origin::ApiOrigin;
-use crate::rate_limit::{Budget, RateLimiter};
-use crate::secret::Secret;
 use crate::simulator::Simulator;
 use crate::tenants::Tenants;
 use crate::{COMPONENT, File, ProgressUpdate, QuarantineRequest, Runtime, Targets, Tenant, Wait};
@@ -502,10 +500,5 @@ fn load(component: Option<&Path>, cache_dir: Option<PathBuf>) -> Result<Runtime>
 }
 
 fn tenant(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Tenant {
-    Tenant {
-        origin,
-        tokens,
-        limiter: Arc::new(RateLimiter::new(Budget::default())),
-        limits: None,
-    }
+    Tenant::new(origin, tokens)
 }

@@ -5,9 +5,14 @@ use crate::{ActionError, MachineAction, MachineOutcome, Outcome, report};
 use anyhow::Result;
 use std::process::ExitCode;
 
+/// What the host saw that the component could not say: requests it refused, and why requests
+/// it let through got no answer.
 pub fn report_denials<T>(outcome: &Outcome<T>, console: &mut Console<'_>) -> Result<()> {
     for denial in &outcome.denials {
         writeln!(console.err, "host: refused a request: {denial}")?;
+    }
+    for failure in &outcome.connection_errors {
+        writeln!(console.err, "host: no answer: {failure}")?;
     }
     Ok(())
 }

@@ -1,32 +1,42 @@
-//! A stand-in for the Defender for Endpoint API on 127.0.0.1, faithful to its contract: it
-//! checks the bearer token, the content type and the case-sensitive body; creates actions that
-//! move from `Pending` through `InProgress` to a final status as they are polled; answers the
-//! action, listing, cancel and machines-of-a-file endpoints; says `ActiveRequestAlreadyExists`
-//! while a device has a pending action; and can be scripted, per request or per device, to give
-//! any answer of the error table, `Retry-After`, delays, broken or oversized bodies, or a dropped
-//! connection. It serves the sign-in token endpoint as well. It records every request it
-//! receives.
+//! A stand-in for the Defender for Endpoint API and its sign-in on 127.0.0.1, at least as strict
+//! as Microsoft's pages and front doors: it refuses a request without a valid `Host` as they do
+//! (RFC 9112 §3.2); checks the bearer token, the content type and the case-sensitive body;
+//! creates actions that move from `Pending` through `InProgress` to a final status as they are
+//! polled; answers the action, listing, cancel and machines-of-a-file endpoints; says
+//! `ActiveRequestAlreadyExists` while a device has a pending action; and can be scripted, per
+//! request or per device, to give any answer of the error table, `Retry-After`, delays, broken
+//! or oversized bodies, or a dropped connection. It serves Entra's token endpoint (secrets,
+//! certificate assertions, federated tokens, each checked field by field) and Azure's
+//! managed-identity endpoints. Over TLS it offers HTTP/2 and HTTP/1.1 by ALPN. It records
+//! every request it receives.
 
 mod action;
+mod directory;
+mod front_door;
+mod identity;
+mod jwt;
 mod reply;
 mod routes;
+mod sign_in;
 mod state;
-mod token;
 
+pub use directory::{ClientProof, ManagedIdentities};
 pub use reply::Reply;
 pub use state::Progression;
-pub use token::ClientProof;
 
-use crate::secret::Secret;
-use hyper::server::conn::http1;
+use crate::credentials::Secret;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// The `requestor` of simulated actions, as an app token would show it.
 const REQUESTOR: &str = "host-harness simulator app";
@@ -34,6 +44,13 @@ const REQUESTOR: &str = "host-harness simulator app";
 /// A request as the simulator received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
+    /// The HTTP version it came in.
+    pub version: http::Version,
+    /// The host it named (`Host`, or HTTP/2's `:authority`); `None` when it named none or
+    /// several, which the front door refused.
+    pub host: Option<String>,
+    /// Every header, in order, verbatim (names lower-cased).
+    pub headers: Vec<(String, String)>,
     /// The method, e.g. `POST`.
     pub method: String,
     /// Path and query.
@@ -47,7 +64,8 @@ pub struct RecordedRequest {
 }
 
 /// One request and the simulator's answer, as `watch` reports it: what a test in another
-/// process needs to check the exact request, without the token (only whether it was accepted).
+/// process needs to check the exact request, without any secret (only whether the token was
+/// accepted; credential headers and form fields show as `[redacted]`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Exchange {
@@ -55,11 +73,19 @@ pub struct Exchange {
     pub method: String,
     /// Path and query.
     pub path: String,
+    /// The HTTP version, e.g. `HTTP/1.1`.
+    pub version: String,
+    /// The host the request named.
+    pub host: Option<String>,
+    /// Every header, in order; the values of `authorization`, `proxy-authorization` and
+    /// `x-identity-header` redacted.
+    pub headers: Vec<(String, String)>,
     /// The `Content-Type` header.
     pub content_type: Option<String>,
     /// Whether the request carried a bearer token the simulator accepts.
     pub authorized: bool,
-    /// The body, as text (invalid UTF-8 replaced).
+    /// The body, as text (invalid UTF-8 replaced; a token request's `client_secret` and
+    /// `client_assertion` redacted).
     pub body: String,
     /// The answer's status; `None` when the connection was dropped on purpose.
     pub status: Option<u16>,
@@ -73,9 +99,10 @@ pub struct Simulator {
 
 struct Shared {
     base_url: String,
+    port: u16,
     accepted_token: Option<Secret>,
     tenant: Mutex<state::Tenant>,
-    directory: Mutex<token::Directory>,
+    directory: Mutex<directory::Directory>,
     requests: Mutex<Vec<RecordedRequest>>,
     watchers: Mutex<Vec<mpsc::UnboundedSender<Exchange>>>,
     connections: AtomicUsize,
@@ -100,23 +127,83 @@ impl Shared {
         let exchange = Exchange {
             method: request.method.clone(),
             path: request.path.clone(),
+            version: format!("{:?}", request.version),
+            host: request.host.clone(),
+            headers: request
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let secret = ["authorization", "proxy-authorization", "x-identity-header"]
+                        .contains(&name.as_str());
+                    let shown = if secret { "[redacted]" } else { value.as_str() };
+                    (name.clone(), shown.to_owned())
+                })
+                .collect(),
             content_type: request.content_type.clone(),
             authorized: authorized(),
-            body: String::from_utf8_lossy(&request.body).into_owned(),
+            body: redacted_body(&request.body),
             status,
         };
         watchers.retain(|watcher| watcher.send(exchange.clone()).is_ok());
     }
 }
 
+/// A token request's body with its secrets cut out.
+fn redacted_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body).into_owned();
+    let secret_field = |name: &str| ["client_secret", "client_assertion"].contains(&name);
+    let is_token_form = form_urlencoded::parse(body).any(|(name, _)| secret_field(&name));
+    if !is_token_form {
+        return text;
+    }
+    text.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret_field(name) => format!("{name}=[redacted]"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The certificate chain and key the simulator serves TLS with (PEM).
+pub struct TlsIdentity {
+    /// The server's certificate, then any intermediates.
+    pub certificate_chain_pem: Vec<u8>,
+    /// Its private key.
+    pub private_key_pem: Vec<u8>,
+}
+
 impl Simulator {
-    /// Serves on `127.0.0.1:port` (0 picks a free port). With `accepted_token`, only that
-    /// bearer token is accepted; without, any non-empty one is.
+    /// Serves plain HTTP/1.1 on `127.0.0.1:port` (0 picks a free port). With `accepted_token`,
+    /// only that bearer token is accepted; without, any non-empty one is.
     pub async fn start(port: u16, accepted_token: Option<Secret>) -> std::io::Result<Self> {
+        Self::serve(port, accepted_token, None).await
+    }
+
+    /// Serves HTTPS on `127.0.0.1:port` with `identity`, offering HTTP/2 and HTTP/1.1 by ALPN;
+    /// its base URL names `localhost`, which the certificate must cover.
+    pub async fn start_tls(
+        port: u16,
+        accepted_token: Option<Secret>,
+        identity: TlsIdentity,
+    ) -> std::io::Result<Self> {
+        Self::serve(port, accepted_token, Some(acceptor(&identity)?)).await
+    }
+
+    async fn serve(
+        port: u16,
+        accepted_token: Option<Secret>,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
+        let base_url = match tls {
+            Some(_) => format!("https://localhost:{}", addr.port()),
+            None => format!("http://{addr}"),
+        };
         let shared = Arc::new(Shared {
-            base_url: format!("http://{addr}"),
+            base_url,
+            port: addr.port(),
             accepted_token,
             tenant: Mutex::default(),
             directory: Mutex::default(),
@@ -124,12 +211,14 @@ impl Simulator {
             watchers: Mutex::default(),
             connections: AtomicUsize::new(0),
         });
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let server = tokio::spawn(accept(listener, tls, shared.clone()));
         Ok(Self { shared, server })
     }
 
-    /// The base URL to give the host, e.g. `http://127.0.0.1:49152`. The token endpoint is
-    /// served here too: use it as the authority of a `custom` cloud.
+    /// The base URL to give the host, e.g. `http://127.0.0.1:49152` or
+    /// `https://localhost:49152`. The token endpoint is served here too: use it as the
+    /// authority of a `custom` cloud; IMDS's endpoint is `{base}/metadata/identity/oauth2/token`
+    /// and App Service's `{base}/msi/token`.
     pub fn base_url(&self) -> String {
         self.shared.base_url.clone()
     }
@@ -138,6 +227,11 @@ impl Simulator {
     /// tokens (which the API endpoints then accept until they expire).
     pub fn register_client(&self, tenant_id: &str, client_id: &str, proof: ClientProof) {
         lock(&self.shared.directory).register(tenant_id, client_id, proof);
+    }
+
+    /// Says which managed identities the IMDS and App Service endpoints answer for.
+    pub fn set_managed_identities(&self, identities: ManagedIdentities) {
+        lock(&self.shared.directory).identities = identities;
     }
 
     /// How long issued tokens last (default 3599 s).
@@ -158,7 +252,7 @@ impl Simulator {
     }
 
     /// Says the file was seen on these devices (`GET /api/files/{sha1}/machines`). A file never
-    /// declared is unknown (404).
+    /// declared has been seen nowhere (an empty list, as the API answers).
     pub fn file_seen_on(&self, sha1: &str, machine_ids: &[&str]) {
         let machines = machine_ids.iter().map(|m| (*m).to_owned()).collect();
         self.shared
@@ -211,19 +305,52 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// A TLS acceptor for `identity`, offering HTTP/2 and HTTP/1.1.
+fn acceptor(identity: &TlsIdentity) -> std::io::Result<TlsAcceptor> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    let chain = CertificateDer::pem_slice_iter(&identity.certificate_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("the certificate chain: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(&identity.private_key_pem)
+        .map_err(|e| invalid(format!("the private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| invalid(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn accept(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| routes::answer(shared.clone(), request));
-            // A client that hangs up, or an answer dropped on purpose, ends the connection.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            // A client that hangs up, fails the handshake, or an answer dropped on purpose, ends
+            // the connection.
+            match tls {
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        let _ = auto::Builder::new(TokioExecutor::new())
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
+                None => {
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .http1_only()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
+            }
         });
     }
 }

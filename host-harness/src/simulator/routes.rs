@@ -1,7 +1,7 @@
 //! Which endpoint a request is for, and the API's answer to it.
 
 use super::reply::{self, Reply};
-use super::{RecordedRequest, Shared, action, lock};
+use super::{RecordedRequest, Shared, action, front_door, identity, lock, sign_in};
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -29,6 +29,7 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
             .get(name)
             .map(|v: &header::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
+    let host = front_door::host(&parts, shared.port);
     let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
         Err(_) => {
@@ -40,6 +41,18 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         }
     };
     let request = RecordedRequest {
+        version: parts.version,
+        host: host.clone(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
         method: parts.method.to_string(),
         path: parts
             .uri
@@ -51,7 +64,10 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         body,
     };
     lock(&shared.requests).push(request.clone());
-    let answer = route(&shared, &parts, &request).await;
+    let answer = match host {
+        Some(_) => route(&shared, &parts, &request).await,
+        None => Ok(front_door::refusal()),
+    };
     let status = answer.as_ref().ok().map(|r| r.status().as_u16());
     shared.tell_watchers(&request, || authorized(&shared, &request), status);
     answer
@@ -67,16 +83,27 @@ async fn route(shared: &Shared, parts: &http::request::Parts, request: &Recorded
             create_route(shared, machine, request).await
         }
         (&Method::POST, [tenant_id, "oauth2", "v2.0", "token"]) => {
-            let form = request
-                .content_type
-                .as_deref()
-                .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-            if !form {
-                return Ok(unsupported_media_type());
-            }
             let url = format!("{}{path}", shared.base_url);
-            Ok(lock(&shared.directory).token(tenant_id, &url, &request.body))
+            Ok(sign_in::token(
+                &mut lock(&shared.directory),
+                tenant_id,
+                &url,
+                request.content_type.as_deref(),
+                &request.body,
+            ))
         }
+        (&Method::GET, ["metadata", "identity", "oauth2", "token"]) => Ok(identity::token(
+            &mut lock(&shared.directory),
+            identity::Endpoint::Imds,
+            query,
+            header_value(parts, "metadata").as_deref(),
+        )),
+        (&Method::GET, ["msi", "token"]) => Ok(identity::token(
+            &mut lock(&shared.directory),
+            identity::Endpoint::AppService,
+            query,
+            header_value(parts, "x-identity-header").as_deref(),
+        )),
         _ if !authorized(shared, request) => Ok(unauthorized()),
         (&Method::GET, ["api", "machineactions", id]) => Ok(poll(shared, id)),
         (&Method::POST, ["api", "machineactions", id, "cancel"]) => Ok(cancel(shared, id, request)),
@@ -253,15 +280,15 @@ fn list(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
     reply::json_response(200, &json!({ "value": value }).to_string())
 }
 
+/// The devices that have seen a file; for a file never seen, "If the file doesn't exist, an empty
+/// set is returned" with 200 ("Get file related machines", learn.microsoft.com/defender-endpoint/
+/// api/get-file-related-machines).
 fn machines_of(shared: &Shared, sha1: &str) -> Response<Full<Bytes>> {
     let tenant = shared.tenant();
-    let Some(machines) = tenant.files.get(&sha1.to_ascii_lowercase()) else {
-        return reply::api_error(
-            404,
-            "ResourceNotFound",
-            &format!("File {sha1} was not found"),
-        );
-    };
+    let machines = tenant
+        .files
+        .get(&sha1.to_ascii_lowercase())
+        .map_or(&[][..], Vec::as_slice);
     let value: Vec<Value> = machines
         .iter()
         .map(|id| json!({"id": id, "computerDnsName": format!("desktop-{}.contoso.local", &id[..id.len().min(8)])}))
@@ -275,6 +302,15 @@ fn not_found_action(id: &str) -> Response<Full<Bytes>> {
         "ResourceNotFound",
         &format!("Machine action {id} was not found"),
     )
+}
+
+/// A header's value as text, if the request has exactly one.
+fn header_value(parts: &http::request::Parts, name: &str) -> Option<String> {
+    let mut values = parts.headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok().map(str::to_owned),
+        _ => None,
+    }
 }
 
 fn json_content(request: &RecordedRequest) -> bool {

@@ -1,4 +1,22 @@
 use super::*;
+use crate::limits::Limits;
+use crate::rate_limit::Budget;
+use crate::transport::Proxy;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+/// A directory of its own for a test's files.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tenants-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str, mode: u32) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
 
 const COMMERCIAL_AND_GCC_HIGH: &str = r#"
 [[tenant]]
@@ -12,6 +30,7 @@ token-env = "CONTOSO_MDE_TOKEN"
 name = "agency"
 cloud = "gcc-high"
 tenant-id = "11111111-2222-3333-4444-555555555555"
+proxy = "http://proxy.agency.example:3128"
 [tenant.credential]
 kind = "client-secret"
 client-id = "app-1"
@@ -25,8 +44,10 @@ memory-mib = 8
 "#;
 
 #[test]
-fn clouds_give_the_api_origin_budget_and_limits() {
-    let tenants = Tenants::parse(COMMERCIAL_AND_GCC_HIGH, Path::new("/etc/mde")).unwrap();
+fn clouds_give_the_api_origin_budget_limits_and_proxy() {
+    let dir = scratch("clouds");
+    write(&dir, "agency.secret", "s3cret\n", 0o600);
+    let tenants = Tenants::parse(COMMERCIAL_AND_GCC_HIGH, &dir).unwrap();
     let contoso = tenants.get("contoso").unwrap();
     assert_eq!(
         contoso.origin.base_url(),
@@ -34,6 +55,7 @@ fn clouds_give_the_api_origin_budget_and_limits() {
     );
     assert_eq!(contoso.limiter.budget(), Budget::default());
     assert_eq!(contoso.limits, None);
+    assert!(contoso.network.is_inherited());
     let agency = tenants.get("agency").unwrap();
     assert_eq!(
         agency.origin.base_url(),
@@ -50,6 +72,10 @@ fn clouds_give_the_api_origin_budget_and_limits() {
     assert_eq!(limits.cpu, Duration::from_millis(500));
     assert_eq!(limits.memory_bytes, 8 * 1024 * 1024);
     assert_eq!(limits.wall_clock, Limits::default().wall_clock);
+    assert_eq!(
+        agency.network.proxy,
+        Some(Proxy::parse("http://proxy.agency.example:3128").unwrap())
+    );
     assert!(matches!(
         tenants.get("nobody"),
         Err(ConfigError::Unknown(_))
@@ -58,35 +84,57 @@ fn clouds_give_the_api_origin_budget_and_limits() {
 }
 
 #[test]
-fn an_api_url_override_and_a_custom_cloud() {
+fn only_the_custom_cloud_sets_urls_and_it_must_name_its_scope() {
     let text = r#"
-[[tenant]]
-name = "eu"
-cloud = "eu"
-api-url = "https://api-eu.securitycenter.microsoft.com"
-credential = { kind = "token", token-env = "X" }
-
 [[tenant]]
 name = "lab"
 cloud = "custom"
 api-url = "http://127.0.0.1:8080"
 authority = "http://127.0.0.1:8080"
 tenant-id = "lab"
+scope = "https://api.securitycenter.microsoft.com/.default"
 credential = { kind = "client-secret", client-id = "c", secret-env = "S" }
 "#;
     let tenants = Tenants::parse(text, Path::new(".")).unwrap();
     assert_eq!(
-        tenants.get("eu").unwrap().origin.base_url(),
-        "https://api-eu.securitycenter.microsoft.com"
-    );
-    assert_eq!(
         tenants.get("lab").unwrap().origin.base_url(),
         "http://127.0.0.1:8080"
     );
+
+    let overridden = r#"[[tenant]]
+name = "eu"
+cloud = "eu"
+api-url = "https://api-eu.attacker.example"
+credential = { kind = "token", token-env = "X" }"#;
+    let message = error_of(overridden);
+    assert!(
+        message.contains(r#"tenant "eu": api-url: only cloud = "custom""#),
+        "{message}"
+    );
+    let authority = r#"[[tenant]]
+name = "c"
+cloud = "commercial"
+tenant-id = "t"
+authority = "https://login.attacker.example"
+credential = { kind = "client-secret", client-id = "c", secret-env = "S" }"#;
+    assert!(error_of(authority).contains("authority: only cloud"));
+
+    let no_scope = r#"[[tenant]]
+name = "lab"
+cloud = "custom"
+api-url = "http://127.0.0.1:8080"
+authority = "http://127.0.0.1:8080"
+tenant-id = "lab"
+credential = { kind = "client-secret", client-id = "c", secret-env = "S" }"#;
+    assert!(error_of(no_scope).contains(r#"tenant "lab": scope: required"#));
 }
 
 fn error_of(text: &str) -> String {
-    match Tenants::parse(text, Path::new(".")) {
+    error_in(text, Path::new("."))
+}
+
+fn error_in(text: &str, base: &Path) -> String {
+    match Tenants::parse(text, base) {
         Err(error) => error.to_string(),
         Ok(_) => panic!("expected an error for {text}"),
     }
@@ -103,13 +151,6 @@ credential = { kind = "token", token-env = "X" }"#;
         "{}",
         error_of(custom)
     );
-
-    let plain_http = r#"[[tenant]]
-name = "x"
-cloud = "commercial"
-api-url = "http://api.security.microsoft.com"
-credential = { kind = "token", token-env = "X" }"#;
-    assert!(error_of(plain_http).contains("api-url"));
 
     let no_tenant_id = r#"[[tenant]]
 name = "x"
@@ -138,11 +179,150 @@ name = "x"
 cloud = "commercial"
 credential = { kind = "token", token-env = "X" }"#;
     assert!(error_of(twice).contains("appears twice"));
+}
 
-    let typo = r#"[[tenant]]
-name = "x"
-cloud = "commercial"
-tenant_id = "underscore"
-credential = { kind = "token", token-env = "X" }"#;
-    assert!(error_of(typo).contains("tenant_id"));
+#[test]
+fn an_unknown_key_anywhere_is_refused() {
+    let tables = [
+        ("tenant_id = \"underscore\"\n", "", "tenant_id"),
+        ("", "colour = \"blue\"\n", "colour"),
+        (
+            "[tenant.budget]\nper-minute = 1\nper-hour = 2\nburst = 3\n",
+            "",
+            "burst",
+        ),
+        ("[tenant.limits]\ncpu = 1\n", "", "cpu"),
+    ];
+    for (extra_table, extra_credential, key) in tables {
+        let text = format!(
+            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\n{}[tenant.credential]\nkind = \"token\"\ntoken-env = \"X\"\n{extra_credential}",
+            if extra_table.starts_with('[') {
+                ""
+            } else {
+                extra_table
+            }
+        );
+        let text = if extra_table.starts_with('[') {
+            format!("{text}{extra_table}")
+        } else {
+            text
+        };
+        let message = error_of(&text);
+        assert!(
+            message.contains(&format!("unknown field `{key}`")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn credential_files_are_checked_before_anything_is_sent() {
+    let dir = scratch("files");
+    write(&dir, "shared.secret", "s3cret-value", 0o666);
+    write(&dir, "empty.secret", "  \n", 0o600);
+    let secret = |file: &str| {
+        format!(
+            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\ntenant-id = \"t\"\ncredential = {{ kind = \"client-secret\", client-id = \"c\", secret-file = \"{file}\" }}\n"
+        )
+    };
+    let shared = error_in(&secret("shared.secret"), &dir);
+    assert!(
+        shared.contains(r#"tenant "x": credential.secret-file"#),
+        "{shared}"
+    );
+    assert!(shared.contains("other users can write it"), "{shared}");
+    assert!(shared.contains("shared.secret"), "{shared}");
+    assert!(!shared.contains("s3cret-value"), "{shared}");
+    assert!(error_in(&secret("missing.secret"), &dir).contains("missing.secret"));
+    assert!(error_in(&secret("empty.secret"), &dir).contains("no secret"));
+
+    let certificate = "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\ntenant-id = \"t\"\ncredential = { kind = \"client-certificate\", client-id = \"c\", certificate-file = \"nowhere.pem\" }\n";
+    let message = error_in(certificate, &dir);
+    assert!(
+        message.contains("credential.certificate-file") && message.contains("nowhere.pem"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_proxy_or_ca_file_that_cannot_be_used_is_refused() {
+    let dir = scratch("network");
+    write(&dir, "not-a-ca.pem", "hello\n", 0o644);
+    let with = |setting: &str| {
+        format!(
+            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\n{setting}\ncredential = {{ kind = \"token\", token-env = \"X\" }}\n"
+        )
+    };
+    let proxy = error_of(&with("proxy = \"https://svc:hunter2@proxy.corp:8443\""));
+    assert!(proxy.contains(r#"tenant "x": proxy"#), "{proxy}");
+    assert!(!proxy.contains("hunter2"), "{proxy}");
+    assert!(error_of(&with("proxy = \"proxy.corp:3128\"")).contains("proxy"));
+    let ca = error_in(&with("ca-file = \"not-a-ca.pem\""), &dir);
+    assert!(
+        ca.contains(r#"tenant "x": ca-file"#) && ca.contains("not-a-ca.pem"),
+        "{ca}"
+    );
+    assert!(ca.contains("no PEM certificate"), "{ca}");
+    let none = Tenants::parse(&with("proxy = \"none\""), &dir).unwrap();
+    assert_eq!(none.get("x").unwrap().network.proxy, Some(Proxy::Disabled));
+}
+
+#[test]
+fn a_secret_pasted_into_the_wrong_place_is_not_echoed() {
+    let text = "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\ncredential = \"hunter2-client-secret\"\n";
+    let message = error_of(text);
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("line 4"), "{message}");
+}
+
+#[test]
+fn managed_identities_take_imds_or_a_local_or_https_endpoint() {
+    let with = |credential: &str| {
+        format!("[[tenant]]\nname = \"vm\"\ncloud = \"commercial\"\ncredential = {credential}\n")
+    };
+    assert!(
+        Tenants::parse(
+            &with(r#"{ kind = "managed-identity", source = "imds" }"#),
+            Path::new(".")
+        )
+        .is_ok()
+    );
+    assert!(
+        Tenants::parse(
+            &with(r#"{ kind = "managed-identity", source = "imds", client-id = "u-1", endpoint = "http://127.0.0.1:9/metadata/identity/oauth2/token" }"#),
+            Path::new(".")
+        )
+        .is_ok()
+    );
+    let remote = error_of(&with(
+        r#"{ kind = "managed-identity", endpoint = "http://metadata.attacker.example/token" }"#,
+    ));
+    assert!(
+        remote.contains("credential.endpoint") && remote.contains("plain http"),
+        "{remote}"
+    );
+    let header_for_imds = error_of(&with(
+        r#"{ kind = "managed-identity", source = "imds", identity-header-env = "H" }"#,
+    ));
+    assert!(
+        header_for_imds.contains("identity header"),
+        "{header_for_imds}"
+    );
+}
+
+#[test]
+fn workload_identity_needs_a_readable_token_file() {
+    let dir = scratch("workload");
+    write(&dir, "token.jwt", "eyJ.header.sig", 0o644);
+    let with = |file: &str| {
+        format!(
+            "[[tenant]]\nname = \"k8s\"\ncloud = \"commercial\"\ntenant-id = \"t\"\ncredential = {{ kind = \"workload-identity\", client-id = \"c\", token-file = \"{file}\" }}\n"
+        )
+    };
+    assert!(Tenants::parse(&with("token.jwt"), &dir).is_ok());
+    let missing = error_in(&with("gone.jwt"), &dir);
+    assert!(
+        missing.contains("credential.token-file") && missing.contains("gone.jwt"),
+        "{missing}"
+    );
 }

@@ -1,25 +1,38 @@
 //! Certificate credentials: a signed JWT client assertion, as Entra ID accepts in place of a
-//! client secret (RS256, with the certificate's thumbprints in `x5t` and `x5t#S256`).
+//! client secret. PS256 with the certificate's SHA-256 thumbprint (`x5t#S256`), as Microsoft's
+//! certificate credentials page documents it; RS256 (with `x5t` too) for tenants that need the
+//! older form.
 
-use crate::credentials::CredentialError;
-use crate::secret::Secret;
+use super::{CredentialError, Secret, file};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256, digest};
 use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use ring::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
 use serde_json::json;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// How long an assertion is valid.
+/// How long an assertion is valid (Entra accepts at most ten minutes).
 const ASSERTION_LIFETIME_SECS: u64 = 600;
+
+/// How an assertion is signed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PSS with SHA-256, header `x5t#S256`: what Microsoft's page documents now.
+    #[default]
+    PS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, header `x5t` and `x5t#S256`: the older form.
+    RS256,
+}
 
 /// An application's certificate and RSA private key.
 pub struct ClientCertificate {
     key: RsaKeyPair,
+    algorithm: SigningAlgorithm,
     x5t: String,
     x5t_s256: String,
 }
@@ -33,17 +46,26 @@ impl std::fmt::Debug for ClientCertificate {
 }
 
 impl ClientCertificate {
-    /// Reads the certificate and the key from PEM files (they may be the same file).
-    pub fn from_pem_files(certificate: &Path, key: &Path) -> Result<Self, CredentialError> {
-        let read = |path: &Path| {
-            std::fs::read(path)
-                .map_err(|e| CredentialError(format!("reading {}: {e}", path.display())))
-        };
-        Self::from_pem(&read(certificate)?, &read(key)?)
+    /// Reads the certificate and the key from PEM files (they may be the same file; no other
+    /// user may be able to write either).
+    pub fn from_pem_files(
+        certificate: &Path,
+        key: &Path,
+        algorithm: SigningAlgorithm,
+    ) -> Result<Self, CredentialError> {
+        Self::from_pem(
+            &file::read_private(certificate)?,
+            &file::read_private(key)?,
+            algorithm,
+        )
     }
 
     /// Parses a PEM certificate (the first one) and a PEM RSA private key (PKCS#8 or PKCS#1).
-    pub fn from_pem(certificate: &[u8], key: &[u8]) -> Result<Self, CredentialError> {
+    pub fn from_pem(
+        certificate: &[u8],
+        key: &[u8],
+        algorithm: SigningAlgorithm,
+    ) -> Result<Self, CredentialError> {
         let bad = |what: &str| CredentialError(format!("the client certificate: {what}"));
         let cert = CertificateDer::pem_slice_iter(certificate)
             .next()
@@ -57,6 +79,7 @@ impl ClientCertificate {
         .map_err(|_| bad("the private key is not a usable RSA key"))?;
         Ok(Self {
             key,
+            algorithm,
             x5t: URL_SAFE_NO_PAD.encode(digest(&SHA1_FOR_LEGACY_USE_ONLY, &cert)),
             x5t_s256: URL_SAFE_NO_PAD.encode(digest(&SHA256, &cert)),
         })
@@ -65,6 +88,11 @@ impl ClientCertificate {
     /// The certificate's SHA-1 thumbprint, base64url (`x5t`), as the tenant registered it.
     pub fn thumbprint(&self) -> &str {
         &self.x5t
+    }
+
+    /// The certificate's SHA-256 thumbprint, base64url (`x5t#S256`).
+    pub fn thumbprint_sha256(&self) -> &str {
+        &self.x5t_s256
     }
 
     /// The public key (DER `RSAPublicKey`), to check assertions with.
@@ -81,8 +109,16 @@ impl ClientCertificate {
         let mut jti = [0u8; 16];
         getrandom::fill(&mut jti)
             .map_err(|_| CredentialError("no randomness for the assertion's jti".into()))?;
-        let header =
-            json!({"alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256});
+        let (header, encoding): (_, &'static dyn RsaEncoding) = match self.algorithm {
+            SigningAlgorithm::PS256 => (
+                json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.x5t_s256}),
+                &RSA_PSS_SHA256,
+            ),
+            SigningAlgorithm::RS256 => (
+                json!({"alg": "RS256", "typ": "JWT", "x5t": self.x5t, "x5t#S256": self.x5t_s256}),
+                &RSA_PKCS1_SHA256,
+            ),
+        };
         let claims = json!({
             "aud": audience,
             "iss": client_id,
@@ -90,7 +126,7 @@ impl ClientCertificate {
             "jti": URL_SAFE_NO_PAD.encode(jti),
             "iat": now,
             "nbf": now,
-            "exp": now + ASSERTION_LIFETIME_SECS,
+            "exp": now.saturating_add(ASSERTION_LIFETIME_SECS),
         });
         let signed = format!(
             "{}.{}",
@@ -100,7 +136,7 @@ impl ClientCertificate {
         let mut signature = vec![0u8; self.key.public().modulus_len()];
         self.key
             .sign(
-                &RSA_PKCS1_SHA256,
+                encoding,
                 &SystemRandom::new(),
                 signed.as_bytes(),
                 &mut signature,

@@ -1,12 +1,32 @@
 //! Where the host gets a tenant's bearer token. The component never sees it.
+//!
+//! A [`TokenSource`] hands out tokens; the kinds a tenants file can name are a stored token
+//! ([`StoredToken`]), and tokens fetched from Entra ID or Azure's managed-identity endpoints
+//! ([`ClientCredentials`], [`ManagedIdentity`]) and kept in a [`CachedTokens`]. Every fetch goes
+//! through the runtime's one HTTP client, the same one as the API traffic.
 
-use crate::secret::Secret;
+mod answer;
+mod cache;
+mod certificate;
+mod entra;
+mod file;
+mod managed_identity;
+mod secret;
+
+pub use cache::{CachedTokens, Fetch, FetchFuture, Fresh};
+pub use certificate::{ClientCertificate, SigningAlgorithm};
+pub use entra::{ClientAuth, ClientCredentials};
+pub use managed_identity::{IMDS_URL, IdentityEndpoint, ManagedIdentity};
+pub use secret::Secret;
+
+use crate::transport::HttpClient;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use thiserror::Error;
 
-/// Why no token could be had. Messages never contain the secret.
+/// Why no token could be had. Messages never contain a secret, and text received from outside
+/// is escaped.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error("{0}")]
 pub struct CredentialError(pub String);
@@ -18,8 +38,9 @@ pub type TokenFuture<'a> =
 /// A supplier of bearer tokens for one tenant, shared by all its invocations.
 pub trait TokenSource: Send + Sync {
     /// A token to use. `stale` is the token the API just refused (401): a source that can
-    /// refresh gets a new one unless it already has one newer than `stale`.
-    fn token(&self, stale: Option<Secret>) -> TokenFuture<'_>;
+    /// refresh gets a new one unless it already has one newer than `stale`. `http` is the
+    /// host's client with the tenant's proxy and trust settings, for sources that fetch.
+    fn token<'a>(&'a self, http: &'a HttpClient, stale: Option<Secret>) -> TokenFuture<'a>;
 }
 
 /// Where a secret is kept outside the host's configuration.
@@ -27,7 +48,7 @@ pub trait TokenSource: Send + Sync {
 pub enum SecretSource {
     /// An environment variable.
     Env(String),
-    /// A file; surrounding white space is ignored.
+    /// A file that only its owner can write; surrounding white space is ignored.
     File(PathBuf),
 }
 
@@ -36,17 +57,28 @@ impl SecretSource {
     pub fn read(&self) -> Result<Secret, CredentialError> {
         let (value, from) = match self {
             SecretSource::Env(var) => (
-                std::env::var(var).ok(),
+                std::env::var(var).ok().map(Secret::new),
                 format!("environment variable {var}"),
             ),
             SecretSource::File(path) => (
-                std::fs::read_to_string(path).ok(),
+                Some(file::read_secret_text(path)?),
                 format!("file {}", path.display()),
             ),
         };
         match value {
-            Some(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+            Some(value) if !value.expose().trim().is_empty() => {
+                Ok(Secret::new(value.expose().trim()))
+            }
             _ => Err(CredentialError(format!("no secret in the {from}"))),
+        }
+    }
+
+    /// Checks a file source before anything is sent: readable, not writable by other users,
+    /// not empty. (An environment variable is read when needed.)
+    pub fn check(&self) -> Result<(), CredentialError> {
+        match self {
+            SecretSource::Env(_) => Ok(()),
+            SecretSource::File(_) => self.read().map(drop),
         }
     }
 }
@@ -64,7 +96,7 @@ impl StaticToken {
 }
 
 impl TokenSource for StaticToken {
-    fn token(&self, _stale: Option<Secret>) -> TokenFuture<'_> {
+    fn token<'a>(&'a self, _http: &'a HttpClient, _stale: Option<Secret>) -> TokenFuture<'a> {
         let token = self.0.clone();
         Box::pin(async move { Ok(token) })
     }
@@ -89,7 +121,7 @@ impl StoredToken {
 }
 
 impl TokenSource for StoredToken {
-    fn token(&self, _stale: Option<Secret>) -> TokenFuture<'_> {
+    fn token<'a>(&'a self, _http: &'a HttpClient, _stale: Option<Secret>) -> TokenFuture<'a> {
         let result = self
             .0
             .read()

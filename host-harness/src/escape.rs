@@ -1,0 +1,32 @@
+//! Text from outside (Entra's and the API's answers, proxies, files) made safe to show: control
+//! characters are written as escapes, so nothing received can move a terminal's cursor, set its
+//! title or forge a log line.
+
+/// `text` with every control character (C0, DEL, C1) written as `\u{..}` (tab, newline and
+/// carriage return as `\t`, `\n`, `\r`).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_become_escapes_and_the_rest_stays() {
+        assert_eq!(escape("AADSTS7000215: Invalid"), "AADSTS7000215: Invalid");
+        assert_eq!(escape("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(escape("x\u{7}\u{9b}y\r\n\t"), "x\\u{7}\\u{9b}y\\r\\n\\t");
+        assert_eq!(escape("é ✓"), "é ✓");
+    }
+}

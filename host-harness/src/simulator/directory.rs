@@ -1,0 +1,109 @@
+//! The simulated Entra ID directory: the applications and managed identities registered with
+//! it, the assertion IDs already used, and the tokens it issued (which the API endpoints accept
+//! until they expire).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// How an application registered in the simulated directory proves itself.
+#[derive(Debug, Clone)]
+pub enum ClientProof {
+    /// A client secret.
+    Secret(String),
+    /// A certificate: its thumbprints (base64url SHA-1 `x5t` and SHA-256 `x5t#S256`) and its
+    /// RSA public key (DER `RSAPublicKey`).
+    Certificate {
+        /// `x5t`.
+        x5t: String,
+        /// `x5t#S256`.
+        x5t_s256: String,
+        /// `RSAPublicKey` DER.
+        public_key: Vec<u8>,
+    },
+    /// A federated identity credential: tokens from `issuer` about `subject`, for the audience
+    /// `api://AzureADTokenExchange`, signed by `public_key` (RS256), as a Kubernetes cluster's
+    /// service-account issuer signs them.
+    Federated {
+        /// The `iss` the token must carry.
+        issuer: String,
+        /// The `sub` the token must carry, e.g. `system:serviceaccount:soar:mde`.
+        subject: String,
+        /// The issuer's `RSAPublicKey` DER.
+        public_key: Vec<u8>,
+    },
+}
+
+/// A managed identity the simulated metadata endpoints answer for.
+#[derive(Debug, Clone, Default)]
+pub struct ManagedIdentities {
+    /// Whether a system-assigned identity exists.
+    pub system_assigned: bool,
+    /// The client IDs of the user-assigned identities.
+    pub user_assigned: Vec<String>,
+    /// The `X-IDENTITY-HEADER` value App Service's endpoint demands; `None` turns it off.
+    pub app_service_header: Option<String>,
+}
+
+/// The directory's state.
+#[derive(Default)]
+pub struct Directory {
+    clients: HashMap<(String, String), ClientProof>,
+    pub(super) identities: ManagedIdentities,
+    used_assertions: HashSet<String>,
+    issued: Vec<(String, Instant)>,
+    lifetime: Option<Duration>,
+}
+
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3599);
+
+impl Directory {
+    /// Registers `client_id` in `tenant_id`.
+    pub fn register(&mut self, tenant_id: &str, client_id: &str, proof: ClientProof) {
+        self.clients
+            .insert((tenant_id.to_owned(), client_id.to_owned()), proof);
+    }
+
+    /// The proof `client_id` of `tenant_id` was registered with.
+    pub fn proof(&self, tenant_id: &str, client_id: &str) -> Option<&ClientProof> {
+        self.clients
+            .get(&(tenant_id.to_owned(), client_id.to_owned()))
+    }
+
+    /// Records an assertion's `jti`; `false` if it was used before (a replay).
+    pub fn first_use(&mut self, issuer: &str, jti: &str) -> bool {
+        self.used_assertions.insert(format!("{issuer} {jti}"))
+    }
+
+    /// How long issued tokens last.
+    pub fn set_lifetime(&mut self, lifetime: Duration) {
+        self.lifetime = Some(lifetime);
+    }
+
+    /// How long issued tokens last.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime.unwrap_or(DEFAULT_LIFETIME)
+    }
+
+    /// Issues a new token for `audience`.
+    pub fn issue(&mut self, audience: &str) -> String {
+        let mut bytes = [0u8; 24];
+        // A predictable simulated token is harmless: it opens only this simulator.
+        let _ = getrandom::fill(&mut bytes);
+        let token = format!("sim.{}.{}", URL_SAFE_NO_PAD.encode(bytes), audience.len());
+        let until = Instant::now()
+            .checked_add(self.lifetime())
+            .unwrap_or_else(Instant::now);
+        self.issued.push((token.clone(), until));
+        token
+    }
+
+    /// Whether `token` was issued and has not expired.
+    pub fn accepts(&self, token: &str) -> bool {
+        let now = Instant::now();
+        self.issued
+            .iter()
+            .any(|(t, until)| t == token && *until > now)
+    }
+}
