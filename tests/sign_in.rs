@@ -346,6 +346,12 @@ async fn signs_in_and_acts(kind: Kind, through_proxy: bool) {
 
     let port = simulator.base_url().rsplit(':').next().map(str::to_owned);
     if through_proxy {
+        eprintln!(
+            "{kind:?} through the proxy: {} tunnel(s), to {:?}; the simulator accepted {} connection(s)",
+            proxy.tunnels(),
+            proxy.targets(),
+            simulator.connections()
+        );
         assert!(proxy.tunnels() >= 1);
         assert_eq!(
             simulator.connections(),
@@ -398,6 +404,39 @@ async fn a_managed_identity_through_app_service() {
 async fn a_workload_identity() {
     signs_in_and_acts(Kind::Workload, false).await;
     signs_in_and_acts(Kind::Workload, true).await;
+}
+
+#[tokio::test]
+async fn a_managed_identity_is_cached_and_refreshed_like_the_other_kinds() {
+    let dir = scratch();
+    let simulator = https_simulator(&dir, Leaf::Localhost).await;
+    let credential = credential(&simulator, &dir, Kind::Imds);
+    let tenant = tenant(
+        &simulator,
+        &dir,
+        &credential,
+        "ca-file = \"ca.pem\"\nproxy = \"none\"",
+    );
+    simulator.script([host_harness::simulator::Reply::error(401, "Unauthorized")]);
+    for machine in [MACHINE, "ffffffffffffffffffffffffffffffffffffffff"] {
+        component()
+            .stop_and_quarantine(&tenant, machine, SHA1, COMMENT)
+            .await
+            .expect("the call completes")
+            .result
+            .expect("the action");
+    }
+    let fetches: Vec<String> = simulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/metadata/"))
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        fetches.len(),
+        2,
+        "one fetch, one refresh after the 401, then the cache"
+    );
 }
 
 /// The sign-in error for a server whose certificate the host refuses.

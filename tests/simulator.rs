@@ -235,3 +235,183 @@ async fn a_watcher_hears_each_exchange_with_its_status_but_never_the_token() {
         "{logged}"
     );
 }
+
+/// Sends `head` (request line and headers, without the blank line) and an empty body; returns
+/// the status and the body as text.
+async fn raw_head(base: &str, head: &str) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("{head}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+#[tokio::test]
+async fn a_request_without_one_valid_host_gets_the_front_doors_400() {
+    // RFC 9112 §3.2: no Host, several, or one that is not valid: 400, from the front door.
+    let simulator = simulator().await;
+    let base = simulator.base_url();
+    let authority = base.trim_start_matches("http://").to_owned();
+    let port = authority.rsplit(':').next().unwrap().to_owned();
+    let path = format!("GET /api/machineactions/x HTTP/1.1\r\n{}", bearer());
+    for head in [
+        path.clone(),
+        format!("{path}\r\nHost: {authority}\r\nHost: {authority}"),
+        format!("{path}\r\nHost: user@localhost:{port}"),
+        format!("{path}\r\nHost: localhost:1"),
+        format!("{path}\r\nHost: "),
+    ] {
+        let (status, body) = raw_head(&base, &head).await;
+        assert_eq!(status, 400, "{head}");
+        assert!(body.contains("Bad Request - Invalid Hostname"), "{body}");
+    }
+    let (status, _) = raw_head(&base, &format!("{path}\r\nHost: localhost:{port}")).await;
+    assert_eq!(
+        status, 404,
+        "a good Host reaches the API, which has no such action"
+    );
+    let recorded = simulator.requests();
+    assert_eq!(recorded.len(), 6);
+    assert!(recorded[..5].iter().all(|r| r.host.is_none()));
+    assert_eq!(
+        recorded[5].host.as_deref(),
+        Some(format!("localhost:{port}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_wants_exactly_the_grants_form() {
+    let simulator = simulator().await;
+    simulator.register_client(
+        "t1",
+        "app-1",
+        host_harness::simulator::ClientProof::Secret("s3cret-value".into()),
+    );
+    let base = simulator.base_url();
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let good = "grant_type=client_credentials&client_id=app-1&scope=https%3A%2F%2Fapi.securitycenter.microsoft.com%2F.default&client_secret=s3cret-value";
+    let cases = [
+        (form, good, 200, None),
+        (
+            "Content-Type: application/json",
+            good,
+            400,
+            Some("AADSTS900144"),
+        ),
+        (
+            form,
+            "grant_type=client_credentials&client_id=app-1&client_secret=s3cret-value",
+            400,
+            Some("AADSTS900144"),
+        ),
+        (
+            form,
+            &format!("{good}&client_id=app-1") as &str,
+            400,
+            Some("repeats"),
+        ),
+        (
+            form,
+            &format!("{good}&resource=x") as &str,
+            400,
+            Some("unexpected parameter"),
+        ),
+        (
+            form,
+            &good.replace("%2F.default", "") as &str,
+            400,
+            Some("AADSTS1002012"),
+        ),
+        (
+            form,
+            &good.replace("client_credentials", "password") as &str,
+            400,
+            Some("AADSTS70003"),
+        ),
+        (
+            form,
+            &good.replace("app-1", "app-2") as &str,
+            400,
+            Some("AADSTS700016"),
+        ),
+        (
+            form,
+            &good.replace("s3cret-value", "guess") as &str,
+            401,
+            Some("AADSTS7000215"),
+        ),
+    ];
+    let mut exchanges = simulator.watch();
+    for (content_type, body, status, code) in cases {
+        let (got, answer) = raw(
+            &base,
+            "POST",
+            "/t1/oauth2/v2.0/token",
+            &[content_type],
+            body,
+        )
+        .await;
+        assert_eq!(got, status, "{body}");
+        if let Some(code) = code {
+            let description = answer["error_description"].as_str().unwrap_or_default();
+            assert!(description.contains(code), "{body}: {answer}");
+            for member in [
+                "error",
+                "error_codes",
+                "trace_id",
+                "correlation_id",
+                "timestamp",
+            ] {
+                assert!(answer.get(member).is_some(), "{member} in {answer}");
+            }
+        } else {
+            assert!(
+                answer["access_token"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("sim."))
+            );
+            assert_eq!(answer["token_type"], "Bearer");
+        }
+    }
+    let first = exchanges.recv().await.unwrap();
+    let logged = serde_json::to_string(&first).unwrap();
+    assert!(!logged.contains("s3cret-value"), "{logged}");
+    assert!(
+        first.body.contains("client_secret=[redacted]"),
+        "{}",
+        first.body
+    );
+}
+
+#[tokio::test]
+async fn imds_wants_its_metadata_header() {
+    let simulator = simulator().await;
+    simulator.set_managed_identities(host_harness::simulator::ManagedIdentities {
+        system_assigned: true,
+        ..Default::default()
+    });
+    let base = simulator.base_url();
+    let path = "/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https%3A%2F%2Fapi.securitycenter.microsoft.com";
+    let (status, answer) = raw(&base, "GET", path, &[], "").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        answer["error_description"],
+        "Required metadata header not specified"
+    );
+    let (status, answer) = raw(&base, "GET", path, &["Metadata: true"], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        answer["expires_in"].is_string(),
+        "IMDS writes numbers as strings: {answer}"
+    );
+    let other = format!("{path}&client_id=not-assigned");
+    let (status, answer) = raw(&base, "GET", &other, &["Metadata: true"], "").await;
+    assert_eq!(
+        (status, answer["error_description"].as_str()),
+        (400, Some("Identity not found"))
+    );
+}

@@ -104,9 +104,16 @@ class ExampleTest(unittest.TestCase):
         self.assertEqual(action["relatedFileInfo"],
                          {"fileIdentifier": SHA1, "fileIdentifierType": "Sha1"})
         self.assertRegex(action["id"], r"^[0-9a-f-]{36}$")
-        self.assertEqual(self.simulator.exchanges(), [{
+        exchanges = self.simulator.exchanges()
+        authority = self.simulator.base_url.removeprefix("http://")
+        for exchange in exchanges:
+            hosts = [value for name, value in exchange.pop("headers") if name == "host"]
+            self.assertEqual(hosts, [authority], "one Host header, naming the API (RFC 9112)")
+        self.assertEqual(exchanges, [{
             "method": "POST",
             "path": f"/api/machines/{machine_id}/StopAndQuarantineFile",
+            "version": "HTTP/1.1",
+            "host": authority,
             "contentType": "application/json",
             "authorized": True,
             "body": json.dumps({"Comment": COMMENT, "Sha1": SHA1}, separators=(",", ":")),

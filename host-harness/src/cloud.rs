@@ -1,4 +1,19 @@
 //! The Defender for Endpoint clouds: each one's API base, sign-in authority and token scope.
+//!
+//! Where each value comes from:
+//! - the commercial API base and its regional hosts (`us`, `eu`, `uk`, `au`, `swa`, `ina`,
+//!   `aea`): "Access the Microsoft Defender for Endpoint APIs" (learn.microsoft.com/
+//!   defender-endpoint/api/exposed-apis-list), whose current version lists `aea` too;
+//! - the commercial scope `https://api.securitycenter.microsoft.com/.default`: the same page's
+//!   application-context samples;
+//! - the US Government API bases and sign-in hosts: "Microsoft Defender for Endpoint for US
+//!   Government customers" (learn.microsoft.com/defender-endpoint/gov), API section: GCC signs
+//!   in at `login.microsoftonline.com`, GCC High and DoD at `login.microsoftonline.us`;
+//! - the US Government scopes, which Microsoft does not document: what Cortex XSOAR's Defender
+//!   for Endpoint integration ships (demisto/content, MicrosoftDefenderAdvancedThreatProtection:
+//!   `https://securitycenter.onmicrosoft.com/windowsatpservice/.default` for GCC, verified with
+//!   a customer, and `https://securitycenter.onmicrosoft.us/windowsatpservice/.default` for GCC
+//!   High and DoD). A tenant may set its own `scope`.
 
 use serde::Deserialize;
 use std::fmt;
@@ -21,6 +36,8 @@ pub enum Cloud {
     Swa,
     /// Commercial, India region.
     Ina,
+    /// Commercial, Australia East region (listed on Microsoft's newer pages).
+    Aea,
     /// US Government Community Cloud.
     Gcc,
     /// US Government Community Cloud High.
@@ -33,7 +50,9 @@ pub enum Cloud {
 
 const COMMERCIAL_AUTHORITY: &str = "https://login.microsoftonline.com";
 const US_GOV_AUTHORITY: &str = "https://login.microsoftonline.us";
-const COMMERCIAL_RESOURCE: &str = "https://api.securitycenter.microsoft.com";
+const COMMERCIAL_SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
+const GCC_SCOPE: &str = "https://securitycenter.onmicrosoft.com/windowsatpservice/.default";
+const GOV_SCOPE: &str = "https://securitycenter.onmicrosoft.us/windowsatpservice/.default";
 const GCC_API: &str = "https://api-gcc.securitycenter.microsoft.us";
 const GOV_API: &str = "https://api-gov.securitycenter.microsoft.us";
 
@@ -48,6 +67,7 @@ impl Cloud {
             Cloud::Au => "https://au.api.security.microsoft.com",
             Cloud::Swa => "https://swa.api.security.microsoft.com",
             Cloud::Ina => "https://ina.api.security.microsoft.com",
+            Cloud::Aea => "https://aea.api.security.microsoft.com",
             Cloud::Gcc => GCC_API,
             Cloud::GccHigh | Cloud::Dod => GOV_API,
             Cloud::Custom => return None,
@@ -63,16 +83,17 @@ impl Cloud {
         }
     }
 
-    /// The default OAuth scope. Microsoft's samples use the commercial resource for every
-    /// commercial region; for the US Government clouds, which Microsoft does not document,
-    /// integrations use the API base itself (configurable per tenant).
+    /// The default OAuth scope: Microsoft's for every commercial region; for the US
+    /// Government clouds, which Microsoft does not document, Cortex XSOAR's (a tenant may set
+    /// its own). `None` for [`Cloud::Custom`], which must name one.
     pub fn default_scope(self) -> Option<String> {
-        match self {
-            Cloud::Gcc => Some(format!("{GCC_API}/.default")),
-            Cloud::GccHigh | Cloud::Dod => Some(format!("{GOV_API}/.default")),
-            Cloud::Custom => None,
-            _ => Some(format!("{COMMERCIAL_RESOURCE}/.default")),
-        }
+        let scope = match self {
+            Cloud::Gcc => GCC_SCOPE,
+            Cloud::GccHigh | Cloud::Dod => GOV_SCOPE,
+            Cloud::Custom => return None,
+            _ => COMMERCIAL_SCOPE,
+        };
+        Some(scope.to_owned())
     }
 }
 
@@ -86,6 +107,7 @@ impl fmt::Display for Cloud {
             Cloud::Au => "au",
             Cloud::Swa => "swa",
             Cloud::Ina => "ina",
+            Cloud::Aea => "aea",
             Cloud::Gcc => "gcc",
             Cloud::GccHigh => "gcc-high",
             Cloud::Dod => "dod",
@@ -100,7 +122,7 @@ mod tests {
     use super::*;
     use crate::origin::ApiOrigin;
 
-    const ALL: [Cloud; 10] = [
+    const ALL: [Cloud; 11] = [
         Cloud::Commercial,
         Cloud::Us,
         Cloud::Eu,
@@ -108,6 +130,7 @@ mod tests {
         Cloud::Au,
         Cloud::Swa,
         Cloud::Ina,
+        Cloud::Aea,
         Cloud::Gcc,
         Cloud::GccHigh,
         Cloud::Dod,
@@ -154,5 +177,28 @@ mod tests {
             Cloud::Eu.api_base(),
             Some("https://eu.api.security.microsoft.com")
         );
+        assert_eq!(
+            Cloud::Aea.api_base(),
+            Some("https://aea.api.security.microsoft.com")
+        );
+    }
+
+    #[test]
+    fn us_government_scopes_are_the_ones_shipping_integrations_use() {
+        let scope = |cloud: Cloud| cloud.default_scope().unwrap();
+        assert_eq!(
+            scope(Cloud::Gcc),
+            "https://securitycenter.onmicrosoft.com/windowsatpservice/.default"
+        );
+        assert_eq!(
+            scope(Cloud::GccHigh),
+            "https://securitycenter.onmicrosoft.us/windowsatpservice/.default"
+        );
+        assert_eq!(scope(Cloud::Dod), scope(Cloud::GccHigh));
+        assert_eq!(
+            scope(Cloud::Aea),
+            "https://api.securitycenter.microsoft.com/.default"
+        );
+        assert_eq!(Cloud::Custom.default_scope(), None);
     }
 }

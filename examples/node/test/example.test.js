@@ -89,9 +89,18 @@ test('the example sends the exact request and prints the action', async () => {
   assert.equal(action.requestorComment, COMMENT);
   assert.deepEqual(action.relatedFileInfo, { fileIdentifier: SHA1, fileIdentifierType: 'Sha1' });
   assert.match(action.id, UUID);
-  assert.deepEqual(await simulator.exchanges(), [{
+  const exchanges = await simulator.exchanges();
+  const authority = simulator.baseUrl.replace('http://', '');
+  for (const exchange of exchanges) {
+    const hosts = exchange.headers.filter(([name]) => name === 'host').map(([, value]) => value);
+    assert.deepEqual(hosts, [authority], 'one Host header, naming the API (RFC 9112)');
+    delete exchange.headers;
+  }
+  assert.deepEqual(exchanges, [{
     method: 'POST',
     path: `/api/machines/${machineId}/StopAndQuarantineFile`,
+    version: 'HTTP/1.1',
+    host: authority,
     contentType: 'application/json',
     authorized: true,
     body: JSON.stringify({ Comment: COMMENT, Sha1: SHA1 }),

@@ -11,7 +11,7 @@ mod progress;
 use crate::credentials::{Secret, StaticToken, StoredToken, TokenSource};
 use crate::limits::Limits;
 use crate::origin::ApiOrigin;
-use crate::simulator::Simulator;
+use crate::simulator::{ClientProof, Simulator};
 use crate::tenants::Tenants;
 use crate::{COMPONENT, File, ProgressUpdate, QuarantineRequest, Runtime, Targets, Tenant, Wait};
 use anyhow::{Context, Result};
@@ -104,8 +104,8 @@ enum Command {
         connection: Connection,
     },
     /// Serve the API simulator on 127.0.0.1 until interrupted. Prints its base URL, then one
-    /// JSON line per request received (method, path, content type, whether the token was
-    /// accepted, body, answer status).
+    /// JSON line per request received (method, path, version, host, headers and body with
+    /// credentials redacted, content type, whether the token was accepted, answer status).
     Simulate {
         /// The port (0 picks a free one).
         #[arg(long, default_value_t = 0)]
@@ -113,6 +113,15 @@ enum Command {
         /// Accept only the token in this environment variable, if it is set.
         #[arg(long, default_value = "MDE_TOKEN")]
         token_env: String,
+        /// Register an application in this directory (tenant) ID with the token endpoint.
+        #[arg(long, requires = "client_id")]
+        tenant_id: Option<String>,
+        /// The application's client ID; its secret is in --client-secret-env.
+        #[arg(long, requires = "tenant_id")]
+        client_id: Option<String>,
+        /// The environment variable holding the registered application's client secret.
+        #[arg(long, default_value = "MDE_CLIENT_SECRET", requires = "client_id")]
+        client_secret_env: String,
     },
     /// Measure the component path against a native client, on an in-process simulator or
     /// on a server at --api-url (e.g. `host-harness simulate` in another process).
@@ -257,7 +266,20 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
             comment,
             connection,
         } => cancel(&action_id, &comment, connection, console).await,
-        Command::Simulate { port, token_env } => simulate(port, &token_env, console).await,
+        Command::Simulate {
+            port,
+            token_env,
+            tenant_id,
+            client_id,
+            client_secret_env,
+        } => {
+            let app = tenant_id.zip(client_id).map(|(tenant_id, client_id)| App {
+                tenant_id,
+                client_id,
+                secret_env: client_secret_env,
+            });
+            simulate(port, &token_env, app, console).await
+        }
         Command::Demo { cache_dir } => demo(cache_dir, console).await,
         Command::Bench {
             json,
@@ -414,7 +436,19 @@ async fn cancel(
     print(outcome, console)
 }
 
-async fn simulate(port: u16, token_env: &str, console: &mut Console<'_>) -> Result<ExitCode> {
+/// An application `simulate` registers with its token endpoint.
+struct App {
+    tenant_id: String,
+    client_id: String,
+    secret_env: String,
+}
+
+async fn simulate(
+    port: u16,
+    token_env: &str,
+    app: Option<App>,
+    console: &mut Console<'_>,
+) -> Result<ExitCode> {
     let token = std::env::var(token_env)
         .ok()
         .filter(|t| !t.trim().is_empty());
@@ -423,10 +457,33 @@ async fn simulate(port: u16, token_env: &str, console: &mut Console<'_>) -> Resu
     } else {
         "any bearer token".to_owned()
     };
+    let secret = match &app {
+        Some(app) => Some(
+            std::env::var(&app.secret_env)
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+                .with_context(|| {
+                    format!("--client-id needs the client secret in {}", app.secret_env)
+                })?,
+        ),
+        None => None,
+    };
     let simulator = Simulator::start(port, token.map(Secret::new))
         .await
         .context("starting the simulator")?;
     simulator.file_seen_on(EXAMPLE_SHA1, &EXAMPLE_FLEET);
+    if let (Some(app), Some(secret)) = (&app, secret) {
+        simulator.register_client(&app.tenant_id, &app.client_id, ClientProof::Secret(secret));
+        writeln!(
+            console.err,
+            "the token endpoint {}/{}/oauth2/v2.0/token issues tokens to the application {} \
+             (its secret is in {})",
+            simulator.base_url(),
+            crate::escape::escape(&app.tenant_id),
+            crate::escape::escape(&app.client_id),
+            app.secret_env
+        )?;
+    }
     writeln!(
         console.err,
         "simulating the Defender for Endpoint API on {} (accepting {accepts}); Ctrl-C stops",

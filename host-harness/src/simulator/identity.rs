@@ -2,8 +2,8 @@
 //! - IMDS, `GET /metadata/identity/oauth2/token` ("How to use managed identities for Azure
 //!   resources on an Azure VM to acquire an access token", learn.microsoft.com/entra/identity/
 //!   managed-identities-azure-resources/how-to-use-vm-token): `Metadata: true` is required,
-//!   `api-version` and `resource` too, `client_id` picks a user-assigned identity; the answer's
-//!   numbers are strings;
+//!   (refused with `bad_request_102`), `api-version` (2018-02-01 or later) and `resource` too,
+//!   `client_id` picks a user-assigned identity; the answer's numbers are strings;
 //! - App Service and Functions, `GET /msi/token` ("Managed identities for App Service and Azure
 //!   Functions", learn.microsoft.com/azure/app-service/overview-managed-identity): the
 //!   `X-IDENTITY-HEADER` must be the platform's secret; `expires_on` (seconds since the epoch,
@@ -50,7 +50,7 @@ pub fn token(
         Endpoint::Imds if header != Some("true") => {
             return error(
                 400,
-                "invalid_request",
+                "bad_request_102",
                 "Required metadata header not specified",
             );
         }
@@ -109,6 +109,7 @@ pub fn token(
         Endpoint::AppService => json!({
             "access_token": token,
             "expires_on": expires_on,
+            "not_before": now.to_string(),
             "resource": resource,
             "token_type": "Bearer",
             "client_id": client_id,

@@ -410,6 +410,28 @@ mod tests {
     }
 
     #[test]
+    fn an_environment_proxy_skips_local_destinations_and_honours_no_proxy() {
+        let matcher = Matcher::builder()
+            .https("http://svc:pw@proxy.corp.example:3128")
+            .http("http://proxy.corp.example:3128")
+            .no("internal.corp.example")
+            .build();
+        let route = Route::Environment(Box::new(matcher));
+        let via = |destination: &str| route.via(&destination.parse().unwrap());
+        let proxied = via("https://api.security.microsoft.com/api/machines").expect("proxied");
+        assert_eq!(proxied.uri, "http://proxy.corp.example:3128/");
+        assert!(proxied.authorization.is_some());
+        for direct in [
+            "https://mde.internal.corp.example/api",
+            "http://127.0.0.1:8080/api",
+            "https://localhost:8443/api",
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+        ] {
+            assert!(via(direct).is_none(), "{direct}");
+        }
+    }
+
+    #[test]
     fn local_destinations_are_loopback_and_link_local_only() {
         for host in [
             "localhost",
