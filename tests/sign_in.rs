@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use host_harness::credentials::{ClientCertificate, Secret, SigningAlgorithm};
 use host_harness::simulator::{ClientProof, ManagedIdentities, RecordedRequest, Simulator};
 use host_harness::tenants::Tenants;
-use host_harness::{ActionError, Tenant, Wait};
+use host_harness::{ActionError, Tenant};
 use integration_tests::proxy::ConnectProxy;
 use integration_tests::tls::{Leaf, TestCa};
 use integration_tests::{COMMENT, MACHINE, SHA1, component};
@@ -75,8 +75,9 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A projected service-account token as a Kubernetes cluster issues it (RS256).
-fn service_account_token() -> String {
+/// A projected service-account token as a Kubernetes cluster issues it (RS256); `jti` tells
+/// one rotation from the next.
+fn service_account_token(jti: &str) -> String {
     let key = std::fs::read(fixtures().join("client-key.pem")).expect("the fixture key");
     let der = pem_to_der(&key);
     let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("an RSA key");
@@ -89,6 +90,7 @@ fn service_account_token() -> String {
             "iat": now(),
             "nbf": now(),
             "exp": now() + 3600,
+            "jti": jti,
         })
         .to_string(),
     );
@@ -175,7 +177,7 @@ fn credential(simulator: &Simulator, dir: &Path, kind: Kind) -> String {
                         .to_vec(),
                 },
             );
-            write_private(dir, "azure-identity-token", &service_account_token());
+            write_private(dir, "azure-identity-token", &service_account_token("first"));
             format!(
                 r#"{{ kind = "workload-identity", client-id = "{CLIENT_ID}", token-file = "azure-identity-token" }}"#
             )
@@ -190,7 +192,7 @@ fn tenant(simulator: &Simulator, dir: &Path, credential: &str, extra: &str) -> T
         "[[tenant]]\nname = \"lab\"\ncloud = \"custom\"\napi-url = \"{url}\"\nauthority = \"{url}\"\n\
          tenant-id = \"{TENANT_ID}\"\nscope = \"{SCOPE}\"\n{extra}\ncredential = {credential}\n"
     );
-    std::fs::write(dir.join("tenants.toml"), &text).expect("writable");
+    write_private(dir, "tenants.toml", &text);
     let tenants = Tenants::load(&dir.join("tenants.toml")).expect("a valid tenants file");
     tenants.get("lab").expect("the tenant").clone()
 }
@@ -468,7 +470,6 @@ async fn refused_sign_in(leaf: Leaf, trust_the_ca: bool) -> String {
     );
     assert!(message.contains("tenant \"lab\""), "{message}");
     assert!(message.contains("localhost"), "{message}");
-    assert!(!message.contains(SECRET), "{message}");
     message
 }
 
@@ -521,97 +522,163 @@ async fn a_proxy_that_wants_credentials_gets_them_and_they_are_never_shown() {
     let simulator = https_simulator(&dir, Leaf::Localhost).await;
     let proxy = ConnectProxy::start(Some(("svc-mde", "proxy-pass-91"))).await;
     let credential = credential(&simulator, &dir, Kind::Secret);
+    let through = |url: &str| format!("ca-file = \"ca.pem\"\nproxy = \"{url}\"");
 
-    let without = tenant(
-        &simulator,
-        &dir,
-        &credential,
-        &format!(
-            "ca-file = \"ca.pem\"\nproxy = \"{}\"",
-            proxy.url_without_credentials()
-        ),
-    );
-    let outcome = component()
-        .stop_and_quarantine(&without, MACHINE, SHA1, COMMENT)
-        .await
-        .expect("the call completes");
-    let Err(ActionError::Credentials(message)) = outcome.result else {
-        panic!("expected a credentials error, got {:?}", outcome.result);
-    };
-    assert!(
-        message.contains("407") && message.contains("127.0.0.1"),
-        "{message}"
-    );
-    assert_eq!(proxy.refused(), 1);
+    let wrong = proxy.url().replace("proxy-pass-91", "wrong-pass-17");
+    for url in [proxy.url_without_credentials(), wrong] {
+        let tenant = tenant(&simulator, &dir, &credential, &through(&url));
+        let outcome = component()
+            .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
+            .await
+            .expect("the call completes");
+        let Err(ActionError::Credentials(message)) = &outcome.result else {
+            panic!("expected a credentials error, got {:?}", outcome.result);
+        };
+        assert!(
+            message.contains("407") && message.contains("127.0.0.1"),
+            "{message}"
+        );
+        let shown = format!("{outcome:?} {:?}", tenant.network);
+        assert!(!shown.contains("wrong-pass-17"), "{shown}");
+    }
+    assert_eq!(proxy.refused(), 2);
     assert!(simulator.requests().is_empty());
 
-    let with = tenant(
-        &simulator,
-        &dir,
-        &credential,
-        &format!("ca-file = \"ca.pem\"\nproxy = \"{}\"", proxy.url()),
-    );
-    component()
-        .stop_and_quarantine(&with, MACHINE, SHA1, COMMENT)
-        .await
-        .expect("the call completes")
-        .result
-        .expect("the action through the proxy");
-    assert!(proxy.tunnels() >= 1);
-    assert_eq!(proxy.refused(), 1);
-    assert!(!message.contains("proxy-pass-91"));
-}
-
-#[tokio::test]
-async fn every_request_the_host_sends_over_http1_names_its_host() {
-    let simulator = Simulator::start(0, Some(Secret::new("no-static-token-is-accepted")))
-        .await
-        .expect("the simulator starts");
-    let dir = scratch();
-    let credential = credential(&simulator, &dir, Kind::Secret);
-    let tenant = tenant(&simulator, &dir, &credential, "proxy = \"none\"");
-    let request = host_harness::QuarantineRequest {
-        targets: host_harness::Targets::Machines(vec![MACHINE.into()]),
-        file: host_harness::File::Sha1(SHA1.into()),
-        comment: COMMENT.into(),
-        wait: Some(Wait {
-            timeout_ms: 60_000,
-            cancel_on_timeout: false,
-        }),
-    };
+    let with = tenant(&simulator, &dir, &credential, &through(&proxy.url()));
     let outcome = component()
-        .quarantine(&tenant, request, None)
+        .stop_and_quarantine(&with, MACHINE, SHA1, COMMENT)
         .await
         .expect("the call completes");
     outcome
         .result
-        .expect("the fan-out")
-        .remove(0)
-        .outcome
-        .expect("the action");
-    let requests = simulator.requests();
+        .as_ref()
+        .expect("the action through the proxy");
+    assert!(proxy.tunnels() >= 1);
+    assert_eq!(proxy.refused(), 2);
+    let shown = format!("{outcome:?} {:?}", with.network);
     assert!(
-        requests.len() >= 3,
-        "sign-in, the action and its polls: {requests:?}"
+        !shown.contains("proxy-pass-91") && shown.contains("(with credentials)"),
+        "{shown}"
     );
-    let authority = simulator
-        .base_url()
-        .trim_start_matches("http://")
-        .to_owned();
-    for request in &requests {
-        assert_eq!(request.version, http::Version::HTTP_11);
-        let hosts: Vec<&str> = request
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "host")
-            .map(|(_, v)| v.as_str())
-            .collect();
-        assert_eq!(
-            hosts,
-            [authority.as_str()],
-            "{} {}",
-            request.method,
-            request.path
+
+    std::fs::set_permissions(
+        dir.join("tenants.toml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let error = Tenants::load(&dir.join("tenants.toml"))
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("holds a proxy's credentials"),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("proxy-pass-91"));
+}
+
+#[tokio::test]
+async fn the_federated_token_is_read_again_at_every_fetch() {
+    let dir = scratch();
+    let simulator = https_simulator(&dir, Leaf::Localhost).await;
+    let credential = credential(&simulator, &dir, Kind::Workload);
+    let tenant = tenant(
+        &simulator,
+        &dir,
+        &credential,
+        "ca-file = \"ca.pem\"\nproxy = \"none\"",
+    );
+    let first = std::fs::read_to_string(dir.join("azure-identity-token")).expect("written");
+    // The 401 comes half a second after the POST arrives; the kubelet rotates the token in
+    // between, so the refresh that follows the 401 must read the new one.
+    simulator.script([host_harness::simulator::Reply::Delayed(
+        std::time::Duration::from_millis(500),
+        Box::new(host_harness::simulator::Reply::error(401, "Unauthorized")),
+    )]);
+    let call = component().stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT);
+    let rotate = async {
+        while simulator.requests().len() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        write_private(
+            &dir,
+            "azure-identity-token",
+            &service_account_token("second"),
         );
+    };
+    let (outcome, ()) = tokio::join!(call, rotate);
+    outcome
+        .expect("the call completes")
+        .result
+        .expect("the action");
+    let assertions: Vec<String> = simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+        .filter_map(|r| {
+            form(r)
+                .into_iter()
+                .find(|(k, _)| k == "client_assertion")
+                .map(|(_, v)| v)
+        })
+        .collect();
+    assert_eq!(assertions.len(), 2, "a fetch, then a refresh after the 401");
+    assert_eq!(assertions[0], first);
+    assert_ne!(assertions[1], first, "the rotated token was read");
+}
+
+#[tokio::test]
+async fn every_request_the_host_sends_over_http1_names_its_host() {
+    // Plain HTTP/1.1, as IMDS and App Service's local endpoint speak it.
+    for kind in [
+        Kind::Secret,
+        Kind::Certificate(SigningAlgorithm::PS256),
+        Kind::Imds,
+        Kind::AppService,
+        Kind::Workload,
+    ] {
+        let simulator = Simulator::start(0, Some(Secret::new("no-static-token-is-accepted")))
+            .await
+            .expect("the simulator starts");
+        let dir = scratch();
+        let credential = credential(&simulator, &dir, kind);
+        let tenant = tenant(&simulator, &dir, &credential, "proxy = \"none\"");
+        let action = component()
+            .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
+            .await
+            .expect("the call completes")
+            .result
+            .expect("the action");
+        component()
+            .get_action(&tenant, &action.id)
+            .await
+            .expect("the call completes")
+            .result
+            .expect("the action's status");
+        let requests = simulator.requests();
+        assert_eq!(
+            requests.len(),
+            3,
+            "{kind:?}: sign-in, the action and its status: {requests:?}"
+        );
+        let authority = simulator
+            .base_url()
+            .trim_start_matches("http://")
+            .to_owned();
+        for request in &requests {
+            assert_eq!(request.version, http::Version::HTTP_11);
+            let hosts: Vec<&str> = request
+                .headers
+                .iter()
+                .filter(|(n, _)| n == "host")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(
+                hosts,
+                [authority.as_str()],
+                "{kind:?}: {} {}",
+                request.method,
+                request.path
+            );
+        }
     }
 }

@@ -263,6 +263,7 @@ async fn a_request_without_one_valid_host_gets_the_front_doors_400() {
         format!("{path}\r\nHost: {authority}\r\nHost: {authority}"),
         format!("{path}\r\nHost: user@localhost:{port}"),
         format!("{path}\r\nHost: localhost:1"),
+        format!("{path}\r\nHost: api.attacker.example:{port}"),
         format!("{path}\r\nHost: "),
     ] {
         let (status, body) = raw_head(&base, &head).await;
@@ -275,10 +276,10 @@ async fn a_request_without_one_valid_host_gets_the_front_doors_400() {
         "a good Host reaches the API, which has no such action"
     );
     let recorded = simulator.requests();
-    assert_eq!(recorded.len(), 6);
-    assert!(recorded[..5].iter().all(|r| r.host.is_none()));
+    assert_eq!(recorded.len(), 7);
+    assert!(recorded[..6].iter().all(|r| r.host.is_none()));
     assert_eq!(
-        recorded[5].host.as_deref(),
+        recorded[6].host.as_deref(),
         Some(format!("localhost:{port}").as_str())
     );
 }
@@ -384,6 +385,12 @@ async fn the_token_endpoint_wants_exactly_the_grants_form() {
         first.body.contains("client_secret=[redacted]"),
         "{}",
         first.body
+    );
+    let not_a_form = exchanges.recv().await.unwrap();
+    assert!(
+        not_a_form.body.starts_with("[redacted: a ") && !not_a_form.body.contains("s3cret"),
+        "{}",
+        not_a_form.body
     );
 }
 

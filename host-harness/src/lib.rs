@@ -11,6 +11,7 @@ mod builder;
 pub mod cache;
 pub mod cli;
 pub mod cloud;
+mod config_file;
 pub mod credentials;
 pub mod escape;
 mod invocation;

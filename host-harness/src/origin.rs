@@ -74,8 +74,38 @@ impl ApiOrigin {
     }
 
     fn is_loopback(&self) -> bool {
-        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        self.host == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        host_kind(&self.host) == HostKind::Loopback
+    }
+}
+
+/// Where a host name or address points, for the rules that treat this machine's own
+/// addresses apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostKind {
+    /// This machine: `localhost`, 127.0.0.0/8, `::1` (IPv4-mapped forms included).
+    Loopback,
+    /// The link this machine is on: 169.254.0.0/16 (Azure's metadata endpoint), `fe80::/10`.
+    LinkLocal,
+    /// Anywhere else.
+    Elsewhere,
+}
+
+/// The kind of `host` (a name, an IPv4 address, or an IPv6 address with or without brackets).
+pub(crate) fn host_kind(host: &str) -> HostKind {
+    if host.eq_ignore_ascii_case("localhost") {
+        return HostKind::Loopback;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        Ok(ip) => ip,
+        Err(_) => return HostKind::Elsewhere,
+    };
+    match ip {
+        ip if ip.is_loopback() => HostKind::Loopback,
+        IpAddr::V4(v4) if v4.is_link_local() => HostKind::LinkLocal,
+        IpAddr::V6(v6) if v6.is_unicast_link_local() => HostKind::LinkLocal,
+        _ => HostKind::Elsewhere,
     }
 }
 
@@ -131,6 +161,33 @@ mod tests {
                 matches!(ApiOrigin::parse(bad), Err(OriginError::Malformed(_))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn host_kinds_know_this_machine_and_its_link() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.8.9.1",
+            "[::1]",
+            "::1",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert_eq!(host_kind(host), HostKind::Loopback, "{host}");
+        }
+        for host in ["169.254.169.254", "[fe80::1]", "[::ffff:169.254.169.254]"] {
+            assert_eq!(host_kind(host), HostKind::LinkLocal, "{host}");
+        }
+        for host in [
+            "api.security.microsoft.com",
+            "10.0.0.1",
+            "192.168.1.1",
+            "[2001:db8::1]",
+            "localhost.evil.test",
+        ] {
+            assert_eq!(host_kind(host), HostKind::Elsewhere, "{host}");
         }
     }
 

@@ -11,7 +11,7 @@ use crate::credentials::Secret;
 use crate::limits::Limits;
 use crate::meter::LimitExceeded;
 use crate::origin::ApiOrigin;
-use crate::transport::HttpClient;
+use crate::transport::{HttpClient, destination};
 use http::header::{AUTHORIZATION, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -128,7 +128,7 @@ impl Outbound {
         if !self.origin.admits(request.uri()) {
             return Err(format!(
                 "{} is outside the allowlist (only {} is allowed)",
-                describe(request.uri()),
+                destination(request.uri()),
                 self.origin
             ));
         }
@@ -193,18 +193,6 @@ impl WasiHttpHooks for Outbound {
             let io = async { Ok(()) };
             Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
-    }
-}
-
-/// Scheme, host and port of a refused request, without user info or path (which may carry data).
-fn describe(uri: &http::Uri) -> String {
-    let scheme = uri.scheme_str().unwrap_or("?");
-    match uri.authority() {
-        Some(a) => match a.port_u16() {
-            Some(port) => format!("{scheme}://{}:{port}", a.host()),
-            None => format!("{scheme}://{}", a.host()),
-        },
-        None => format!("{scheme}://?"),
     }
 }
 

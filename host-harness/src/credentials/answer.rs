@@ -131,7 +131,13 @@ impl SignIn<'_> {
         if reply.body.is_empty() {
             return format!("an empty body ({content_type})");
         }
-        let text = String::from_utf8_lossy(&reply.body);
+        let text = self.redact(&String::from_utf8_lossy(&reply.body));
+        if self.still_echoes(&text) {
+            return format!(
+                "a {content_type} body of {} bytes, not shown: it may echo a credential",
+                reply.body.len()
+            );
+        }
         let words: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let mut shown: String = words.chars().take(SHOWN_CHARS).collect();
         if words.chars().count() > SHOWN_CHARS {
@@ -143,16 +149,43 @@ impl SignIn<'_> {
         )
     }
 
+    /// `text` with every sensitive value cut out, as sent and as a form, a URL or JSON would
+    /// encode it (an answer may echo the request in any of these).
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for value in self.sensitive.iter().filter(|v| v.len() >= 4) {
+            let form: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            let json = serde_json::to_string(value).unwrap_or_default();
+            let json = json.trim_matches('"').to_owned();
+            for variant in [value.to_string(), form.replace('+', "%20"), form, json] {
+                if !variant.is_empty() {
+                    text = text.replace(&variant, "[redacted]");
+                }
+            }
+        }
+        text
+    }
+
+    /// Whether `text` still holds a long enough piece of a sensitive value to matter (an echo
+    /// cut short, or encoded some other way).
+    fn still_echoes(&self, text: &str) -> bool {
+        const PIECE: usize = 12;
+        self.sensitive.iter().any(|value| {
+            let bytes = value.as_bytes();
+            bytes.len() >= PIECE
+                && bytes
+                    .windows(PIECE)
+                    .any(|piece| std::str::from_utf8(piece).is_ok_and(|piece| text.contains(piece)))
+        })
+    }
+
     /// A message naming the tenant and the endpoint, escaped, with the sensitive values cut out.
     fn error(&self, what: &str) -> CredentialError {
-        let mut text = format!(
+        let text = format!(
             "tenant {:?}: token endpoint {}: {what}",
             self.tenant, self.endpoint
         );
-        for value in self.sensitive.iter().filter(|v| v.len() >= 4) {
-            text = text.replace(value, "[redacted]");
-        }
-        CredentialError(escape(&text))
+        CredentialError(escape(&self.redact(&text)))
     }
 }
 
@@ -279,5 +312,27 @@ mod tests {
         }
         let empty = sign_in().read(&reply(502, "text/plain", "")).unwrap_err();
         assert!(empty.0.contains("HTTP 502 with an empty body"), "{empty}");
+    }
+
+    #[test]
+    fn an_echoed_request_never_shows_the_secret_however_it_is_encoded_or_cut() {
+        let secret = "Abc8Q~k2.Zz_9-xyWq";
+        let sign_in = SignIn {
+            tenant: "contoso",
+            endpoint: "https://login.microsoftonline.com/72f9/oauth2/v2.0/token",
+            sensitive: &[secret],
+        };
+        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let padding = "x".repeat(150);
+        for page in [
+            format!("<pre>client_secret={encoded}</pre>"),
+            format!("<pre>{{\"client_secret\":\"{secret}\"}}</pre>"),
+            format!("<pre>{padding}client_secret={secret}</pre>"),
+            format!("<pre>secret: {}</pre>", &secret[..14]),
+        ] {
+            let error = sign_in.read(&reply(400, "text/html", &page)).unwrap_err();
+            assert!(!error.0.contains(&secret[..12]), "{error}");
+            assert!(!error.0.contains(&encoded[..12]), "{error}");
+        }
     }
 }

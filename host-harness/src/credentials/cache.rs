@@ -12,6 +12,10 @@ use tokio::sync::Mutex;
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// The longest a token is kept, whatever its issuer says (Entra's tokens last at most a day).
 const LONGEST_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// The shortest: a token said to expire at once (or, through clock skew, in the past) is still
+/// kept this long, so a burst of calls asks the issuer once a second, not once a call (IMDS
+/// throttles); a 401 still refreshes it.
+const SHORTEST_KEPT: Duration = Duration::from_secs(1);
 
 /// A token just issued, and how long its issuer says it lasts.
 #[derive(Debug)]
@@ -69,9 +73,10 @@ impl<F: Fetch> CachedTokens<F> {
         let fresh = self.fetcher.fetch(http).await?;
         let lifetime = fresh.lifetime.min(LONGEST_LIFETIME);
         let now = Instant::now();
-        let renew_at = now
-            .checked_add(lifetime.saturating_sub(RENEW_BEFORE.min(lifetime / 2)))
-            .unwrap_or(now);
+        let kept = lifetime
+            .saturating_sub(RENEW_BEFORE.min(lifetime / 2))
+            .max(SHORTEST_KEPT);
+        let renew_at = now.checked_add(kept).unwrap_or(now);
         *cached = Some(Cached {
             token: fresh.token.clone(),
             renew_at,

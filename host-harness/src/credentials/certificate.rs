@@ -3,7 +3,7 @@
 //! certificate credentials page documents it; RS256 (with `x5t` too) for tenants that need the
 //! older form.
 
-use super::{CredentialError, Secret, file};
+use super::{CredentialError, MAX_CREDENTIAL_FILE_BYTES, Secret};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256, digest};
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
+use thiserror::Error;
 
 /// How long an assertion is valid (Entra accepts at most ten minutes).
 const ASSERTION_LIFETIME_SECS: u64 = 600;
@@ -27,6 +28,20 @@ pub enum SigningAlgorithm {
     PS256,
     /// RSASSA-PKCS1-v1_5 with SHA-256, header `x5t` and `x5t#S256`: the older form.
     RS256,
+}
+
+/// Which part of a certificate credential is unusable.
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
+pub enum CertificateError {
+    /// The certificate file holds no PEM certificate.
+    #[error("no PEM certificate found")]
+    NoCertificate,
+    /// The key file holds no PEM RSA private key (PKCS#8 or PKCS#1).
+    #[error("no PEM RSA private key (PKCS#8 or PKCS#1) found")]
+    NoKey,
+    /// The key is not an RSA key ring can sign with.
+    #[error("the private key is not a usable RSA key")]
+    UnusableKey,
 }
 
 /// An application's certificate and RSA private key.
@@ -53,11 +68,20 @@ impl ClientCertificate {
         key: &Path,
         algorithm: SigningAlgorithm,
     ) -> Result<Self, CredentialError> {
-        Self::from_pem(
-            &file::read_private(certificate)?,
-            &file::read_private(key)?,
-            algorithm,
-        )
+        let read = |path: &Path| {
+            crate::config_file::read(path, MAX_CREDENTIAL_FILE_BYTES).map_err(CredentialError)
+        };
+        let (certificate_pem, key_pem) = (read(certificate)?, read(key)?);
+        Self::from_pem(&certificate_pem, &key_pem, algorithm).map_err(|error| {
+            let file = match error {
+                CertificateError::NoCertificate => certificate,
+                CertificateError::NoKey | CertificateError::UnusableKey => key,
+            };
+            CredentialError(crate::escape::escape(&format!(
+                "{}: {error}",
+                file.display()
+            )))
+        })
     }
 
     /// Parses a PEM certificate (the first one) and a PEM RSA private key (PKCS#8 or PKCS#1).
@@ -65,18 +89,17 @@ impl ClientCertificate {
         certificate: &[u8],
         key: &[u8],
         algorithm: SigningAlgorithm,
-    ) -> Result<Self, CredentialError> {
-        let bad = |what: &str| CredentialError(format!("the client certificate: {what}"));
+    ) -> Result<Self, CertificateError> {
         let cert = CertificateDer::pem_slice_iter(certificate)
             .next()
             .and_then(Result::ok)
-            .ok_or_else(|| bad("no PEM certificate found"))?;
+            .ok_or(CertificateError::NoCertificate)?;
         let key = match PrivateKeyDer::from_pem_slice(key) {
             Ok(PrivateKeyDer::Pkcs8(der)) => RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()),
             Ok(PrivateKeyDer::Pkcs1(der)) => RsaKeyPair::from_der(der.secret_pkcs1_der()),
-            _ => return Err(bad("no PEM RSA private key found")),
+            _ => return Err(CertificateError::NoKey),
         }
-        .map_err(|_| bad("the private key is not a usable RSA key"))?;
+        .map_err(|_| CertificateError::UnusableKey)?;
         Ok(Self {
             key,
             algorithm,

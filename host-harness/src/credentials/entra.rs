@@ -42,6 +42,14 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
+    /// An error naming the tenant and the endpoint.
+    fn failed(&self, error: CredentialError) -> CredentialError {
+        CredentialError(format!(
+            "tenant {:?}: token endpoint {}: {error}",
+            self.tenant, self.token_url
+        ))
+    }
+
     /// The token request's form, and the value in it that must never be shown.
     fn form(&self) -> Result<(Zeroizing<String>, Secret), CredentialError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
@@ -50,22 +58,21 @@ impl ClientCredentials {
             .append_pair("scope", &self.scope);
         let proof = match &self.auth {
             ClientAuth::Secret(source) => {
-                let secret = source.read()?;
+                let secret = source.read().map_err(|e| self.failed(e))?;
                 form.append_pair("client_secret", secret.expose());
                 secret
             }
             ClientAuth::Certificate(certificate) => {
-                let assertion = certificate.assertion(&self.client_id, &self.token_url)?;
+                let assertion = certificate
+                    .assertion(&self.client_id, &self.token_url)
+                    .map_err(|e| self.failed(e))?;
                 form.append_pair("client_assertion_type", JWT_BEARER)
                     .append_pair("client_assertion", assertion.expose());
                 assertion
             }
             ClientAuth::FederatedToken(path) => {
                 let token = SecretSource::File(path.clone()).read().map_err(|e| {
-                    CredentialError(format!(
-                        "tenant {:?}: the federated token: {e}",
-                        self.tenant
-                    ))
+                    self.failed(CredentialError(format!("the federated token: {e}")))
                 })?;
                 form.append_pair("client_assertion_type", JWT_BEARER)
                     .append_pair("client_assertion", token.expose());

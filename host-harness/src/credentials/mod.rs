@@ -9,12 +9,11 @@ mod answer;
 mod cache;
 mod certificate;
 mod entra;
-mod file;
 mod managed_identity;
 mod secret;
 
 pub use cache::{CachedTokens, Fetch, FetchFuture, Fresh};
-pub use certificate::{ClientCertificate, SigningAlgorithm};
+pub use certificate::{CertificateError, ClientCertificate, SigningAlgorithm};
 pub use entra::{ClientAuth, ClientCredentials};
 pub use managed_identity::{IMDS_URL, IdentityEndpoint, ManagedIdentity};
 pub use secret::Secret;
@@ -24,6 +23,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use thiserror::Error;
+
+/// The largest credential file read: a PEM bundle with a 4096-bit key is a few kilobytes.
+const MAX_CREDENTIAL_FILE_BYTES: u64 = 64 * 1024;
 
 /// Why no token could be had. Messages never contain a secret, and text received from outside
 /// is escaped.
@@ -56,14 +58,22 @@ impl SecretSource {
     /// Reads the secret now (each time: a rotated file or variable is picked up).
     pub fn read(&self) -> Result<Secret, CredentialError> {
         let (value, from) = match self {
-            SecretSource::Env(var) => (
-                std::env::var(var).ok().map(Secret::new),
-                format!("environment variable {var}"),
-            ),
-            SecretSource::File(path) => (
-                Some(file::read_secret_text(path)?),
-                format!("file {}", path.display()),
-            ),
+            SecretSource::Env(var) => {
+                if !is_variable_name(var) {
+                    return Err(CredentialError(INVALID_VARIABLE_NAME.into()));
+                }
+                (
+                    std::env::var(var).ok().map(Secret::new),
+                    format!("environment variable {var}"),
+                )
+            }
+            SecretSource::File(path) => {
+                let bytes = crate::config_file::read(path, MAX_CREDENTIAL_FILE_BYTES)
+                    .map_err(CredentialError)?;
+                let text = std::str::from_utf8(&bytes).ok().map(Secret::new);
+                let shown = crate::escape::escape(&path.display().to_string());
+                (text, format!("file {shown} (UTF-8 text)"))
+            }
         };
         match value {
             Some(value) if !value.expose().trim().is_empty() => {
@@ -73,14 +83,32 @@ impl SecretSource {
         }
     }
 
-    /// Checks a file source before anything is sent: readable, not writable by other users,
-    /// not empty. (An environment variable is read when needed.)
+    /// Checks the source before anything is sent: a variable's name is a name (a secret typed
+    /// in its place is refused without being shown); a file is readable, not writable by other
+    /// users and not empty. (A variable's value is read when needed.)
     pub fn check(&self) -> Result<(), CredentialError> {
         match self {
+            SecretSource::Env(var) if !is_variable_name(var) => {
+                Err(CredentialError(INVALID_VARIABLE_NAME.into()))
+            }
             SecretSource::Env(_) => Ok(()),
             SecretSource::File(_) => self.read().map(drop),
         }
     }
+}
+
+const INVALID_VARIABLE_NAME: &str = "the environment variable's name is not a name (letters, \
+     digits and _, not starting with a digit); it is not shown, in case a secret was typed in \
+     its place";
+
+/// Whether `name` can be an environment variable's name as shells write them.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 256
 }
 
 /// A fixed token. It cannot be refreshed: after a 401 it is handed out again, and the
@@ -127,5 +155,22 @@ impl TokenSource for StoredToken {
             .read()
             .map_err(|e| CredentialError(format!("no bearer token: {e}")));
         Box::pin(async move { result })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_in_place_of_a_variable_name_is_never_shown() {
+        for name in ["Abc8Q~secret.value", "1ABC", "", "MDE TOKEN"] {
+            let source = SecretSource::Env(name.into());
+            let error = source.check().expect_err(name);
+            assert!(error.0.contains("not a name"), "{error}");
+            assert!(name.is_empty() || !error.0.contains(name), "{error}");
+            assert_eq!(source.read().expect_err(name), error);
+        }
+        assert!(SecretSource::Env("MDE_TOKEN".into()).check().is_ok());
     }
 }

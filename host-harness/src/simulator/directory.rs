@@ -35,6 +35,26 @@ pub enum ClientProof {
     },
 }
 
+/// The Defender for Endpoint API's identifiers as a token's audience: the two Microsoft's pages
+/// use ("Create an app to access Microsoft Defender for Endpoint without a user"), and the US
+/// Government ones shipping integrations use. A token for any other resource (Graph, say) is
+/// refused by the API, as the real one refuses it.
+const DEFENDER_RESOURCES: [&str; 5] = [
+    "https://api.securitycenter.microsoft.com",
+    "https://securitycenter.onmicrosoft.com/windowsatpservice",
+    "https://api-gcc.securitycenter.microsoft.us",
+    "https://api-gov.securitycenter.microsoft.us",
+    "https://securitycenter.onmicrosoft.us/windowsatpservice",
+];
+
+/// A scope (`…/.default`) or a resource, as the resource it names.
+fn resource_of(audience: &str) -> String {
+    audience
+        .trim_end_matches("/.default")
+        .trim_end_matches('/')
+        .to_ascii_lowercase()
+}
+
 /// A managed identity the simulated metadata endpoints answer for.
 #[derive(Debug, Clone, Default)]
 pub struct ManagedIdentities {
@@ -52,7 +72,8 @@ pub struct Directory {
     clients: HashMap<(String, String), ClientProof>,
     pub(super) identities: ManagedIdentities,
     used_assertions: HashSet<String>,
-    issued: Vec<(String, Instant)>,
+    /// Each token, whether the API takes it (its audience is the API's), and its expiry.
+    issued: Vec<(String, bool, Instant)>,
     lifetime: Option<Duration>,
 }
 
@@ -86,7 +107,7 @@ impl Directory {
         self.lifetime.unwrap_or(DEFAULT_LIFETIME)
     }
 
-    /// Issues a new token for `audience`.
+    /// Issues a new token for `audience` (a scope or a resource).
     pub fn issue(&mut self, audience: &str) -> String {
         let mut bytes = [0u8; 24];
         // A predictable simulated token is harmless: it opens only this simulator.
@@ -95,15 +116,38 @@ impl Directory {
         let until = Instant::now()
             .checked_add(self.lifetime())
             .unwrap_or_else(Instant::now);
-        self.issued.push((token.clone(), until));
+        let for_the_api = DEFENDER_RESOURCES.contains(&resource_of(audience).as_str());
+        self.issued.push((token.clone(), for_the_api, until));
         token
     }
 
-    /// Whether `token` was issued and has not expired.
+    /// Whether `token` was issued for the API and has not expired.
     pub fn accepts(&self, token: &str) -> bool {
         let now = Instant::now();
         self.issued
             .iter()
-            .any(|(t, until)| t == token && *until > now)
+            .any(|(t, for_the_api, until)| t == token && *for_the_api && *until > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_takes_only_tokens_issued_for_it() {
+        let mut directory = Directory::default();
+        for audience in [
+            "https://api.securitycenter.microsoft.com/.default",
+            "https://securitycenter.onmicrosoft.com/windowsatpservice/.default",
+            "https://API-GOV.securitycenter.microsoft.us/",
+            "https://api-gcc.securitycenter.microsoft.us",
+        ] {
+            let token = directory.issue(audience);
+            assert!(directory.accepts(&token), "{audience}");
+        }
+        let graph = directory.issue("https://graph.microsoft.com/.default");
+        assert!(!directory.accepts(&graph));
+        assert!(!directory.accepts("sim.never-issued"));
     }
 }

@@ -23,9 +23,13 @@ pub fn refusal() -> Response<Full<Bytes>> {
     )
 }
 
+/// The names this server answers to: it listens on 127.0.0.1 only.
+const SERVED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
 /// The host the request names (`Host`, or the URI's authority over HTTP/2); `None` when the
-/// front door refuses it. `port` is the port this server listens on: a request for another
-/// host:port is not for it.
+/// front door refuses it. A request for a host:port this server does not serve is refused,
+/// as HTTP.sys refuses a host it has no binding for; over HTTP/2 a `Host` that disagrees with
+/// `:authority` makes the request malformed (RFC 9113 §8.3.1).
 pub fn host(parts: &http::request::Parts, port: u16) -> Option<String> {
     let mut hosts = parts.headers.get_all(header::HOST).iter();
     let named = match (hosts.next(), hosts.next()) {
@@ -34,12 +38,20 @@ pub fn host(parts: &http::request::Parts, port: u16) -> Option<String> {
         (None, _) => None,
     };
     let named = match (named, parts.uri.authority(), parts.version) {
+        (Some(host), Some(authority), Version::HTTP_2)
+            if !host.eq_ignore_ascii_case(authority.as_str()) =>
+        {
+            return None;
+        }
         (Some(host), _, _) => host,
         (None, Some(authority), Version::HTTP_2) => authority.as_str().to_owned(),
         (None, _, _) => return None,
     };
     let authority = named.parse::<http::uri::Authority>().ok()?;
-    if authority.as_str().contains('@') || authority.port_u16() != Some(port) {
+    let served = SERVED_NAMES
+        .iter()
+        .any(|name| authority.host().eq_ignore_ascii_case(name));
+    if authority.as_str().contains('@') || !served || authority.port_u16() != Some(port) {
         return None;
     }
     Some(named)

@@ -18,8 +18,11 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The API versions the simulated endpoints take.
-const API_VERSIONS: [&str; 2] = ["2018-02-01", "2019-08-01"];
+/// The API versions each simulated endpoint takes: IMDS "2018-02-01 or greater" (those two are
+/// the ones its page names); App Service "2019-08-01" (the older 2017-09-01 wants another
+/// header, which the host never sends).
+const IMDS_VERSIONS: [&str; 2] = ["2018-02-01", "2019-08-01"];
+const APP_SERVICE_VERSIONS: [&str; 1] = ["2019-08-01"];
 
 /// Which endpoint is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +70,11 @@ pub fn token(
         },
         Endpoint::Imds => {}
     }
-    if !param("api-version").is_some_and(|v| API_VERSIONS.contains(&v)) {
+    let versions: &[&str] = match endpoint {
+        Endpoint::Imds => &IMDS_VERSIONS,
+        Endpoint::AppService => &APP_SERVICE_VERSIONS,
+    };
+    if !param("api-version").is_some_and(|v| versions.contains(&v)) {
         return error(
             400,
             "invalid_request",

@@ -141,25 +141,44 @@ impl Shared {
                 .collect(),
             content_type: request.content_type.clone(),
             authorized: authorized(),
-            body: redacted_body(&request.body),
+            body: shown_body(request),
             status,
         };
         watchers.retain(|watcher| watcher.send(exchange.clone()).is_ok());
     }
 }
 
-/// A token request's body with its secrets cut out.
-fn redacted_body(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body).into_owned();
-    let secret_field = |name: &str| ["client_secret", "client_assertion"].contains(&name);
-    let is_token_form = form_urlencoded::parse(body).any(|(name, _)| secret_field(&name));
-    if !is_token_form {
-        return text;
+/// The body as a watcher sees it: a token request's re-written from its parsed form with the
+/// credentials cut out (whatever their encoding), or withheld whole when it is not a form.
+fn shown_body(request: &RecordedRequest) -> String {
+    let to_token_endpoint = request.path.split('?').next().is_some_and(|path| {
+        path.ends_with("/oauth2/v2.0/token") || path.ends_with("/oauth2/token")
+    });
+    if !to_token_endpoint {
+        return String::from_utf8_lossy(&request.body).into_owned();
     }
-    text.split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if secret_field(name) => format!("{name}=[redacted]"),
-            _ => pair.to_owned(),
+    let is_form = request.content_type.as_deref().is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !is_form {
+        return format!(
+            "[redacted: a {}-byte body that is not a form]",
+            request.body.len()
+        );
+    }
+    let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    form_urlencoded::parse(&request.body)
+        .map(|(name, value)| {
+            let secret = ["client_secret", "client_assertion"].contains(&name.as_ref());
+            let value = if secret {
+                "[redacted]".into()
+            } else {
+                encode(&value)
+            };
+            format!("{}={value}", encode(&name))
         })
         .collect::<Vec<_>>()
         .join("&")

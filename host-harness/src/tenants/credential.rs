@@ -4,11 +4,11 @@
 use super::config::TenantConfig;
 use super::{ConfigError, invalid};
 use crate::credentials::{
-    CachedTokens, ClientAuth, ClientCertificate, ClientCredentials, IMDS_URL, IdentityEndpoint,
-    ManagedIdentity, SecretSource, SigningAlgorithm, StoredToken, TokenSource,
+    CachedTokens, CertificateError, ClientAuth, ClientCertificate, ClientCredentials, IMDS_URL,
+    IdentityEndpoint, ManagedIdentity, SecretSource, SigningAlgorithm, StoredToken, TokenSource,
 };
+use crate::origin::{HostKind, host_kind};
 use serde::Deserialize;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -139,6 +139,21 @@ impl CredentialConfig {
                 };
                 let url = identity_endpoint(&url)
                     .map_err(|why| invalid(name, "credential.endpoint", why))?;
+                let proxied = tenant
+                    .proxy
+                    .as_deref()
+                    .map(str::trim)
+                    .is_some_and(|p| p != "none" && p != "environment");
+                if app_service && proxied && url.starts_with("http:") {
+                    return Err(invalid(
+                        name,
+                        "proxy",
+                        "App Service's identity endpoint is plain http on this machine; through \
+                         a proxy its X-IDENTITY-HEADER would travel in clear to the proxy's own \
+                         machine: set proxy = \"none\" for this tenant"
+                            .into(),
+                    ));
+                }
                 let endpoint = if app_service {
                     let header = match (identity_header_env, identity_header_file) {
                         (None, None) => SecretSource::Env("IDENTITY_HEADER".into()),
@@ -193,8 +208,22 @@ impl CredentialConfig {
                 let key = key_file
                     .as_ref()
                     .map_or(certificate.clone(), |k| base.join(k));
-                let loaded = ClientCertificate::from_pem_files(&certificate, &key, *algorithm)
-                    .map_err(|e| invalid(name, "credential.certificate-file", e.0))?;
+                let read = |path: &Path, setting| {
+                    crate::config_file::read(path, 64 * 1024)
+                        .map_err(|why| invalid(name, setting, why))
+                };
+                let certificate_pem = read(&certificate, "credential.certificate-file")?;
+                let key_pem = read(&key, "credential.key-file")?;
+                let loaded = ClientCertificate::from_pem(&certificate_pem, &key_pem, *algorithm)
+                    .map_err(|error| {
+                        let (setting, file) = match error {
+                            CertificateError::NoCertificate => {
+                                ("credential.certificate-file", &certificate)
+                            }
+                            _ => ("credential.key-file", &key),
+                        };
+                        invalid(name, setting, format!("{}: {error}", file.display()))
+                    })?;
                 (
                     client_id.clone(),
                     ClientAuth::Certificate(Arc::new(loaded)),
@@ -285,15 +314,7 @@ fn identity_endpoint(url: &str) -> Result<String, String> {
     if uri.query().is_some() {
         return Err("the URL must not carry a query".into());
     }
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let local = host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| match ip {
-            IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
-            IpAddr::V6(v6) => v6.is_loopback(),
-        });
+    let local = host_kind(authority.host()) != HostKind::Elsewhere;
     match uri.scheme_str() {
         Some("https") => Ok(url.to_owned()),
         Some("http") if local => Ok(url.to_owned()),

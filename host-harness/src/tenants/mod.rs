@@ -8,6 +8,7 @@ mod credential;
 mod parse_error;
 
 use crate::tenant::Tenant;
+use crate::transport::Proxy;
 use config::TenantsFile;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -58,22 +59,28 @@ pub struct Tenants {
 
 impl Tenants {
     /// Reads and resolves a tenants file; relative paths in it are relative to the file.
+    /// The file must be a regular file that no other user can write (it decides where tokens
+    /// go and whom the host trusts).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let read = |reason: String| ConfigError::Read {
             path: path.to_owned(),
             reason,
         };
-        let size = std::fs::metadata(path)
-            .map_err(|e| read(e.to_string()))?
-            .len();
-        if size > MAX_FILE_BYTES {
-            return Err(read(format!(
-                "it has {size} bytes; a tenants file may have at most {MAX_FILE_BYTES}"
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+        let bytes = crate::config_file::read(path, MAX_FILE_BYTES).map_err(read)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| read("not UTF-8 text".into()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|error| error.in_file(path))
+        let tenants = Self::parse(text, base).map_err(|error| error.in_file(path))?;
+        let holds_proxy_credentials = tenants.iter().any(|(_, tenant)| {
+            matches!(&tenant.network.proxy, Some(Proxy::Url(url)) if url.has_credentials())
+        });
+        if holds_proxy_credentials && readable_by_others(path) {
+            return Err(read(
+                "it holds a proxy's credentials and other users can read it; make it readable \
+                 by its owner only (chmod go-rwx)"
+                    .into(),
+            ));
+        }
+        Ok(tenants)
     }
 
     /// Parses and resolves the text of a tenants file.
@@ -129,6 +136,17 @@ impl ConfigError {
             other => other,
         }
     }
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    false
 }
 
 fn invalid(tenant: &str, setting: &'static str, message: String) -> ConfigError {

@@ -2,7 +2,9 @@
 //! another name is not a refused connection, and a proxy asking for credentials is not a
 //! firewall. Each failure also has the wasi-http error code the component is given.
 
-use super::proxy::{ThroughProxy, TunnelError, UnsupportedEnvironmentProxy};
+use super::proxy::{
+    ThroughProxy, TunnelError, UnsupportedEnvironmentProxy, UnusableEnvironmentProxy,
+};
 use rustls::{CertificateError, Error as TlsError};
 use std::error::Error as StdError;
 use thiserror::Error;
@@ -41,10 +43,16 @@ pub(crate) fn classify(
     if let Some(through) = causes().find_map(|e| e.downcast_ref::<ThroughProxy>()) {
         return proxy_failure(through, destination);
     }
-    if let Some(unsupported) =
-        causes().find_map(|e| e.downcast_ref::<UnsupportedEnvironmentProxy>())
-    {
-        return TransportError::new(ErrorCode::ConfigurationError, unsupported.to_string());
+    let misconfigured = causes().find_map(|e| {
+        e.downcast_ref::<UnsupportedEnvironmentProxy>()
+            .map(ToString::to_string)
+            .or_else(|| {
+                e.downcast_ref::<UnusableEnvironmentProxy>()
+                    .map(ToString::to_string)
+            })
+    });
+    if let Some(message) = misconfigured {
+        return TransportError::new(ErrorCode::ConfigurationError, message);
     }
     let chain = causes()
         .skip(1)

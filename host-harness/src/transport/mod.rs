@@ -20,5 +20,5 @@ pub use pool::{DEFAULT_MAX_REQUESTS_PER_HOST, HttpClient, Reply, Timeouts};
 pub use proxy::{Proxy, ProxyError};
 pub use trust::{TrustError, TrustedRoots};
 
-pub(crate) use pool::ConnectionPool;
+pub(crate) use pool::{ConnectionPool, destination};
 pub(crate) use proxy::Connector;

@@ -32,7 +32,7 @@ pub const DEFAULT_MAX_REQUESTS_PER_HOST: usize = 64;
 type HyperClient = Client<HttpsConnector<Connector>, WasiBody>;
 
 /// The pool: a client for the runtime's network setting, made at once, and one for each
-/// tenant setting that differs, made when first used.
+/// tenant setting that differs, made when first used (tenants sharing a setting share it).
 #[derive(Clone)]
 pub(crate) struct ConnectionPool {
     inner: Arc<Shared>,
@@ -98,16 +98,16 @@ impl ConnectionPool {
         timeouts: Timeouts,
     ) -> Result<HttpClient, NetworkError> {
         let shared = &self.inner;
+        // Keyed by the tenant's own setting, so the common case costs a lookup, not a merge.
         let client = if network.is_inherited() {
             shared.default_client.clone()
         } else {
-            let effective = network.over(&shared.defaults);
             let mut others = shared.others.lock().unwrap_or_else(PoisonError::into_inner);
-            match others.get(&effective) {
+            match others.get(network) {
                 Some(client) => client.clone(),
                 None => {
-                    let client = hyper_client(&effective)?;
-                    others.insert(effective, client.clone());
+                    let client = hyper_client(&network.over(&shared.defaults))?;
+                    others.insert(network.clone(), client.clone());
                     client
                 }
             }
@@ -138,8 +138,8 @@ pub struct HttpClient {
     timeouts: Timeouts,
 }
 
-/// A complete answer: status, headers and a body read up to a bound.
-#[derive(Debug)]
+/// A complete answer: status, headers and a body read up to a bound. Its `Debug` shows the
+/// status and the body's size, never the body (a token endpoint's holds a token).
 pub struct Reply {
     /// The status.
     pub status: http::StatusCode,
@@ -149,12 +149,16 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-impl HttpClient {
-    /// The timeouts requests get unless a caller asks for shorter ones.
-    pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
     }
+}
 
+impl HttpClient {
     /// Sends a request with a small body and reads the whole answer, refusing one whose body is
     /// longer than `max_body_bytes`. `Host` (or HTTP/2's `:authority`) comes from the URI.
     pub async fn exchange(

@@ -5,6 +5,7 @@
 //! the host ever has are loopback simulators and the managed-identity endpoints, and a tunnel
 //! keeps one code path and never shows the proxy a request line.
 
+use crate::origin::{HostKind, host_kind};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderValue, Uri};
@@ -14,7 +15,6 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -123,6 +123,13 @@ impl ProxyUrl {
     }
 }
 
+impl ProxyUrl {
+    /// Whether the URL carries credentials for the proxy.
+    pub fn has_credentials(&self) -> bool {
+        self.authorization.is_some()
+    }
+}
+
 impl fmt::Display for ProxyUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let authority = self.uri.authority().map_or("", |a| a.as_str());
@@ -176,7 +183,49 @@ pub(crate) enum Route {
     Direct,
     Environment(Box<Matcher>),
     Fixed(ProxyUrl),
+    /// The environment names a proxy that does not parse: hyper-util would ignore it and go
+    /// direct, which fails as a firewall would; say so instead. Holds the variable's name.
+    Unusable(&'static str),
 }
+
+/// The variables hyper-util's matcher reads, in its order (upper case first).
+const PROXY_VARIABLES: [[&str; 2]; 3] = [
+    ["ALL_PROXY", "all_proxy"],
+    ["HTTPS_PROXY", "https_proxy"],
+    ["HTTP_PROXY", "http_proxy"],
+];
+
+/// The first proxy variable whose value (as the matcher would take it) is not a URL.
+fn unparsable_proxy_variable(read: impl Fn(&str) -> Option<String>) -> Option<&'static str> {
+    PROXY_VARIABLES.iter().find_map(|names| {
+        let (name, value) = names
+            .iter()
+            .find_map(|name| read(name).map(|value| (*name, value)))?;
+        let value = value.trim();
+        let with_scheme = if value.contains("://") {
+            value.to_owned()
+        } else {
+            format!("http://{value}")
+        };
+        let usable = value.is_empty()
+            || with_scheme.parse::<Uri>().is_ok_and(|uri| {
+                uri.authority().is_some_and(|a| {
+                    // `http` reads a port that is not a number as no port at all.
+                    let host_and_port = a.as_str().rsplit('@').next().unwrap_or_default();
+                    let after_host = host_and_port
+                        .rsplit_once(']')
+                        .map_or(host_and_port, |(_, rest)| rest);
+                    !a.host().is_empty() && (!after_host.contains(':') || a.port_u16().is_some())
+                })
+            });
+        (!usable).then_some(name)
+    })
+}
+
+/// The environment names a proxy that does not parse.
+#[derive(Debug, Error)]
+#[error("the proxy in {0} is not a URL (its value is not shown: it may hold a password)")]
+pub(crate) struct UnusableEnvironmentProxy(&'static str);
 
 /// A proxy to go through: its URI (`http://host:port/`) and its credentials.
 pub(crate) struct Via {
@@ -188,24 +237,29 @@ impl Route {
     /// The route for `proxy`; the environment is read now.
     pub fn new(proxy: &Proxy) -> Self {
         match proxy {
-            Proxy::Environment => Self::Environment(Box::new(Matcher::from_env())),
+            Proxy::Environment => match unparsable_proxy_variable(|n| std::env::var(n).ok()) {
+                Some(variable) => Self::Unusable(variable),
+                None => Self::Environment(Box::new(Matcher::from_env())),
+            },
             Proxy::Disabled => Self::Direct,
             Proxy::Url(url) => Self::Fixed(url.clone()),
         }
     }
 
-    /// The proxy a request to `destination` goes through, if any.
+    /// The proxy a request to `destination` goes through, if any. A link-local destination
+    /// (Azure's metadata endpoint) never does: only this machine can reach its own, and a proxy
+    /// would reach the proxy's.
     pub fn via(&self, destination: &Uri) -> Option<Via> {
+        let kind = destination.host().map_or(HostKind::Elsewhere, host_kind);
         match self {
-            Self::Direct => None,
+            _ if kind == HostKind::LinkLocal => None,
+            Self::Direct | Self::Unusable(_) => None,
             Self::Fixed(url) => Some(Via {
                 uri: url.uri.clone(),
                 authorization: url.authorization.clone(),
             }),
+            Self::Environment(_) if kind == HostKind::Loopback => None,
             Self::Environment(matcher) => {
-                if destination.host().is_none_or(is_local) {
-                    return None;
-                }
                 let intercept = matcher.intercept(destination)?;
                 Some(Via {
                     uri: intercept.uri().clone(),
@@ -214,16 +268,6 @@ impl Route {
             }
         }
     }
-}
-
-/// Loopback and link-local hosts: a simulator on this machine, Azure's metadata endpoint.
-fn is_local(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| match ip {
-            IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local(),
-            IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
-        })
 }
 
 /// Opens a TCP connection to the destination or a `CONNECT` tunnel to it through the route's
@@ -280,6 +324,9 @@ impl Service<Uri> for Connector {
     }
 
     fn call(&mut self, destination: Uri) -> Self::Future {
+        if let Route::Unusable(variable) = *self.route {
+            return Box::pin(async move { Err(UnusableEnvironmentProxy(variable).into()) });
+        }
         let mut tcp = self.tcp.clone();
         let Some(via) = self.route.via(&destination) else {
             return Box::pin(async move { tcp.call(destination).await.map_err(Into::into) });
@@ -327,144 +374,4 @@ fn with_port(destination: Uri) -> Uri {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_none_environment_and_urls() {
-        assert_eq!(Proxy::parse("none"), Ok(Proxy::Disabled));
-        assert_eq!(Proxy::parse("environment"), Ok(Proxy::Environment));
-        let Ok(Proxy::Url(url)) = Proxy::parse("http://proxy.corp.example:3128") else {
-            panic!("a proxy URL");
-        };
-        assert_eq!(url.to_string(), "http://proxy.corp.example:3128");
-        assert_eq!(url.authorization, None);
-    }
-
-    #[test]
-    fn credentials_become_a_basic_header_and_are_never_shown() {
-        let Ok(Proxy::Url(url)) = Proxy::parse("http://svc%40corp:p%3Ass@10.0.0.1:8080/") else {
-            panic!("a proxy URL");
-        };
-        let expected = format!("Basic {}", STANDARD.encode("svc@corp:p:ss"));
-        assert_eq!(
-            url.authorization.as_ref().map(HeaderValue::as_bytes),
-            Some(expected.as_bytes())
-        );
-        assert!(
-            url.authorization
-                .as_ref()
-                .is_some_and(HeaderValue::is_sensitive)
-        );
-        let shown = format!("{url} {url:?} {:?}", Proxy::Url(url.clone()));
-        assert!(
-            !shown.contains("p%3Ass") && !shown.contains("svc"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("http://10.0.0.1:8080 (with credentials)"),
-            "{shown}"
-        );
-    }
-
-    #[test]
-    fn refuses_what_it_cannot_use_without_echoing_a_password() {
-        for (text, expected) in [
-            ("proxy:3128", "Malformed"),
-            ("http://", "Malformed"),
-            ("http://proxy:3128/path", "Malformed"),
-            ("http://proxy:3128/?q=1", "Malformed"),
-            ("https://user:hunter2@proxy:3128", "UnsupportedScheme"),
-            ("socks5://proxy:1080", "UnsupportedScheme"),
-            ("http://user:hunter2@proxy", "MissingPort"),
-            ("not a url at all", "Malformed"),
-        ] {
-            let error = Proxy::parse(text).expect_err(text);
-            assert!(
-                format!("{error:?}").starts_with(expected),
-                "{text}: {error:?}"
-            );
-            assert!(!error.to_string().contains("hunter2"), "{error}");
-        }
-    }
-
-    #[test]
-    fn a_fixed_proxy_takes_every_destination_loopback_included() {
-        let Ok(Proxy::Url(url)) = Proxy::parse("http://127.0.0.1:3128") else {
-            panic!("a proxy URL");
-        };
-        let route = Route::Fixed(url);
-        for destination in [
-            "https://api.security.microsoft.com/api",
-            "http://127.0.0.1:8080/x",
-            "http://169.254.169.254/metadata",
-        ] {
-            let via = route.via(&destination.parse().unwrap()).expect(destination);
-            assert_eq!(via.uri, "http://127.0.0.1:3128/");
-        }
-        assert!(
-            Route::Direct
-                .via(&"https://a.example/".parse().unwrap())
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn an_environment_proxy_skips_local_destinations_and_honours_no_proxy() {
-        let matcher = Matcher::builder()
-            .https("http://svc:pw@proxy.corp.example:3128")
-            .http("http://proxy.corp.example:3128")
-            .no("internal.corp.example")
-            .build();
-        let route = Route::Environment(Box::new(matcher));
-        let via = |destination: &str| route.via(&destination.parse().unwrap());
-        let proxied = via("https://api.security.microsoft.com/api/machines").expect("proxied");
-        assert_eq!(proxied.uri, "http://proxy.corp.example:3128/");
-        assert!(proxied.authorization.is_some());
-        for direct in [
-            "https://mde.internal.corp.example/api",
-            "http://127.0.0.1:8080/api",
-            "https://localhost:8443/api",
-            "http://169.254.169.254/metadata/identity/oauth2/token",
-        ] {
-            assert!(via(direct).is_none(), "{direct}");
-        }
-    }
-
-    #[test]
-    fn local_destinations_are_loopback_and_link_local_only() {
-        for host in [
-            "localhost",
-            "127.0.0.1",
-            "127.8.9.1",
-            "[::1]",
-            "169.254.169.254",
-            "[fe80::1]",
-        ] {
-            assert!(is_local(host), "{host}");
-        }
-        for host in [
-            "api.security.microsoft.com",
-            "10.0.0.1",
-            "192.168.1.1",
-            "[2001:db8::1]",
-        ] {
-            assert!(!is_local(host), "{host}");
-        }
-    }
-
-    #[test]
-    fn a_tunnel_target_always_names_its_port() {
-        let cases = [
-            ("http://127.0.0.1/x", "http://127.0.0.1:80/x"),
-            (
-                "https://api.security.microsoft.com/x",
-                "https://api.security.microsoft.com:443/x",
-            ),
-            ("https://localhost:8443/x", "https://localhost:8443/x"),
-        ];
-        for (given, expected) in cases {
-            assert_eq!(with_port(given.parse().unwrap()).to_string(), expected);
-        }
-    }
-}
+mod tests;

@@ -16,14 +16,9 @@ const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// Why a `ca-file` cannot be used.
 #[derive(Debug, Error)]
 pub enum TrustError {
-    /// It could not be read.
-    #[error("reading the CA file {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    /// It could not be read, is not a regular file, is too large, or other users can write it.
+    #[error("the CA file: {0}")]
+    Read(String),
     /// It holds no PEM certificate, or a broken one.
     #[error("the CA file {path} {reason}")]
     NoCertificate {
@@ -45,20 +40,10 @@ pub struct TrustedRoots {
 impl TrustedRoots {
     /// The certificates of a PEM file (one or many `CERTIFICATE` blocks; anything else in the
     /// file is ignored).
+    /// The file must be a regular file that no other user can write: whoever can write it
+    /// decides whom the host trusts.
     pub fn from_pem_file(path: &Path) -> Result<Self, TrustError> {
-        let read = |reason: String| TrustError::Read {
-            path: path.to_owned(),
-            reason,
-        };
-        let size = std::fs::metadata(path)
-            .map_err(|e| read(e.to_string()))?
-            .len();
-        if size > MAX_CA_FILE_BYTES {
-            return Err(read(format!(
-                "it has {size} bytes, more than the {MAX_CA_FILE_BYTES} a CA bundle may have"
-            )));
-        }
-        let pem = std::fs::read(path).map_err(|e| read(e.to_string()))?;
+        let pem = crate::config_file::read(path, MAX_CA_FILE_BYTES).map_err(TrustError::Read)?;
         Self::from_pem(&pem).map_err(|reason| TrustError::NoCertificate {
             path: path.to_owned(),
             reason,
@@ -117,11 +102,6 @@ impl TrustedRoots {
     /// Whether no certificate is added.
     pub fn is_empty(&self) -> bool {
         self.certificates.is_empty()
-    }
-
-    /// How many certificates are added.
-    pub fn len(&self) -> usize {
-        self.certificates.len()
     }
 
     /// The store a TLS connection verifies against: these, the system's and the web PKI's.
