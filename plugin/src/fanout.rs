@@ -52,6 +52,7 @@ pub fn prepare(request: &QuarantineRequest) -> Result<Prepared, ActionError> {
             .map(|m| m.as_str().to_owned())
             .collect(),
         sha1: checked.sha1.as_str().to_owned(),
+        max_machines: u32::try_from(MAX_MACHINES).unwrap_or(u32::MAX),
     })
 }
 

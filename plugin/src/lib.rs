@@ -5,6 +5,8 @@
 //! thin layer over wasi-http and the host's imports, and this file binds the WIT exports to them.
 
 mod call;
+#[cfg(test)]
+mod example;
 mod fanout;
 mod machine_action;
 mod operations;

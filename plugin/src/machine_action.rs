@@ -102,10 +102,7 @@ mod tests {
             Some("2018-12-04T12:15:04.3825985Z")
         );
         let file = action.related_file_info.unwrap();
-        assert_eq!(
-            file.file_identifier,
-            "87662bc3d60e4200ceaf7aae249d1c343f4b83c9"
-        );
+        assert_eq!(file.file_identifier, crate::example::SHA1);
         assert_eq!(file.file_identifier_type.as_deref(), Some("Sha1"));
     }
 

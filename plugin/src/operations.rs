@@ -23,7 +23,7 @@ const NOT_FOUND_FIRST_WAIT_MS: u64 = 1_000;
 /// An action for one device, and whether it was found rather than created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
-    /// The action.
+    /// The action created, or the pending one adopted.
     pub action: MachineAction,
     /// Found already pending for the same device and file, not created by this call.
     pub adopted: bool,

@@ -58,7 +58,7 @@ impl ApiBase {
 /// One request, ready for the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRequest {
-    /// The method.
+    /// `GET` or `POST`: the only two the component sends.
     pub method: Method,
     /// Path (with any query) below the API base, starting with `/api/`.
     pub path: String,
@@ -158,29 +158,30 @@ fn percent_encode(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::example::{MACHINE, SHA1};
 
     #[test]
     fn builds_the_documented_request() {
         let request = stop_and_quarantine(
-            &MachineId::parse("1E5BC9D7E413DDD7902C2932E418702B84D0CC07").unwrap(),
-            &Sha1::parse("87662bc3d60e4200ceaf7aae249d1c343f4b83c9").unwrap(),
+            &MachineId::parse(&MACHINE.to_ascii_uppercase()).unwrap(),
+            &Sha1::parse(SHA1).unwrap(),
             &Comment::parse("quarantine \"it\"\n").unwrap(),
         );
         assert_eq!(request.method, Method::Post);
         assert_eq!(
             request.path,
-            "/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/StopAndQuarantineFile"
+            format!("/api/machines/{MACHINE}/StopAndQuarantineFile")
         );
         assert_eq!(
             String::from_utf8(request.body).unwrap(),
-            r#"{"Comment":"quarantine \"it\"\n","Sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9"}"#
+            format!(r#"{{"Comment":"quarantine \"it\"\n","Sha1":"{SHA1}"}}"#)
         );
     }
 
     #[test]
     fn builds_the_follow_up_requests() {
         let id = ActionId::parse("141408d1-384c-4c19-8b57-ba39e378011a").unwrap();
-        let machine = MachineId::parse("1e5bc9d7e413ddd7902c2932e418702b84d0cc07").unwrap();
+        let machine = MachineId::parse(MACHINE).unwrap();
         let get = get_action(&id);
         assert_eq!((get.method, get.body.len()), (Method::Get, 0));
         assert_eq!(
@@ -193,12 +194,14 @@ mod tests {
         assert_eq!(cancel.body, br#"{"Comment":"oops"}"#);
         assert_eq!(
             list_actions(&machine).path,
-            "/api/machineactions?$filter=machineId%20eq%20%271e5bc9d7e413ddd7902c2932e418702b84d0cc07%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+            format!(
+                "/api/machineactions?$filter=machineId%20eq%20%27{MACHINE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+            )
         );
-        let sha1 = Sha1::parse("87662bc3d60e4200ceaf7aae249d1c343f4b83c9").unwrap();
+        let sha1 = Sha1::parse(SHA1).unwrap();
         assert_eq!(
             machines_with_file(&sha1).path,
-            "/api/files/87662bc3d60e4200ceaf7aae249d1c343f4b83c9/machines"
+            format!("/api/files/{SHA1}/machines")
         );
     }
 

@@ -202,7 +202,7 @@ fn invalid(field: &str, message: String) -> ActionError {
 mod tests {
     use super::*;
 
-    const ID: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
+    use crate::example::{MACHINE as ID, SHA1};
 
     fn field_of(err: ActionError) -> (String, String) {
         match err {
@@ -235,8 +235,8 @@ mod tests {
 
     #[test]
     fn sha1_is_lower_cased() {
-        let sha = Sha1::parse("87662BC3D60E4200CEAF7AAE249D1C343F4B83C9").unwrap();
-        assert_eq!(sha.as_str(), "87662bc3d60e4200ceaf7aae249d1c343f4b83c9");
+        let sha = Sha1::parse(&SHA1.to_ascii_uppercase()).unwrap();
+        assert_eq!(sha.as_str(), SHA1);
     }
 
     #[test]

@@ -4,23 +4,18 @@
 pub mod proxy;
 pub mod tls;
 
-use host_harness::credentials::{CredentialError, Secret, StaticToken, TokenFuture, TokenSource};
-use host_harness::limits::Limits;
-use host_harness::origin::ApiOrigin;
-use host_harness::rate_limit::{Budget, RateLimiter};
-use host_harness::simulator::Simulator;
-use host_harness::transport::HttpClient;
-use host_harness::{COMPONENT, Runtime, Tenant};
+use defender_host::credentials::{CredentialError, Secret, StaticToken, TokenFuture, TokenSource};
+use defender_host::limits::Limits;
+use defender_host::outbound::ApiOrigin;
+use defender_host::rate_limit::{Budget, RateLimiter};
+use defender_host::transport::HttpClient;
+use defender_host::{COMPONENT, Runtime, Tenant};
+use defender_simulator::Simulator;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// The API page's example.
-pub const MACHINE: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
-/// The API page's example.
-pub const SHA1: &str = "87662bc3d60e4200ceaf7aae249d1c343f4b83c9";
-/// The API page's example.
-pub const COMMENT: &str =
-    "Stop and quarantine file on machine due to alert 441688558380765161_2136280442";
+pub use defender_simulator::example::{COMMENT, MACHINE, SHA1};
+
 /// The token the test tenants hold; tests check it never leaks.
 pub const TOKEN: &str = "eyJ0eXAi.secret-test-token.Zx9";
 
@@ -41,7 +36,7 @@ pub fn probe() -> &'static Runtime {
 
 /// A simulator that accepts only [`TOKEN`].
 pub async fn simulator() -> Simulator {
-    Simulator::start(0, Some(Secret::new(TOKEN)))
+    Simulator::start(0, Some(TOKEN))
         .await
         .expect("the simulator starts")
 }

@@ -1,7 +1,7 @@
 //! A certificate authority made for one test, and server certificates it signs: valid for
 //! `localhost`, for another name, or expired. The host trusts it only when told to (`ca-file`).
 
-use host_harness::simulator::TlsIdentity;
+use defender_simulator::TlsIdentity;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     date_time_ymd,

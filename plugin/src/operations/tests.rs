@@ -1,8 +1,6 @@
 use super::*;
+use crate::example::{MACHINE, SHA1};
 use crate::script::{Script, answer};
-
-const MACHINE: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
-const SHA1: &str = "87662bc3d60e4200ceaf7aae249d1c343f4b83c9";
 const ID: &str = "141408d1-384c-4c19-8b57-ba39e378011a";
 
 fn action(id: &str, status: &str, created: &str, sha1: &str) -> String {

@@ -1,0 +1,135 @@
+//! The command line's schema: every command and option, as clap reads them.
+
+use crate::connect::Connection;
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Run the Defender for Endpoint stop-and-quarantine component"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Stop a file's processes on devices and quarantine it.
+    StopAndQuarantine(QuarantineArgs),
+    /// Show an action.
+    Status {
+        /// The action's ID.
+        action_id: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Cancel an action that is not final yet.
+    Cancel {
+        /// The action's ID.
+        action_id: String,
+        /// Why it is cancelled.
+        #[arg(long)]
+        comment: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Serve the API simulator on 127.0.0.1 until interrupted. Prints its base URL, then one
+    /// JSON line per request received (method, path, version, host, headers and body with
+    /// credentials redacted, content type, whether the token was accepted, answer status).
+    Simulate(SimulateArgs),
+    /// Measure the component path against a native client, on an in-process simulator or
+    /// on a server at --api-url (e.g. `host-harness simulate` in another process).
+    Bench(BenchArgs),
+    /// Write the embedded component (the release `.wasm`) to a file, for other hosts.
+    Component {
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the API page's example against an in-process simulator.
+    Demo {
+        /// Where precompiled code is kept (default: the user's cache directory).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("targets").required(true).args(["machine_ids", "machines_file", "everywhere"])))]
+#[command(group(ArgGroup::new("hash").required(true).args(["sha1", "file"])))]
+pub struct QuarantineArgs {
+    /// A device's ID (40 hex characters); repeat for several devices.
+    #[arg(long = "machine-id")]
+    pub machine_ids: Vec<String>,
+    /// A file of device IDs, one per line (blank lines and `#` comments are skipped).
+    #[arg(long, conflicts_with = "machine_ids")]
+    pub machines_file: Option<PathBuf>,
+    /// Every device on which the API has seen the file.
+    #[arg(long, conflicts_with_all = ["machine_ids", "machines_file"])]
+    pub everywhere: bool,
+    /// The file's SHA-1 (40 hex characters).
+    #[arg(long)]
+    pub sha1: Option<String>,
+    /// The file itself: its SHA-1 is computed by the component.
+    #[arg(long, conflicts_with = "sha1")]
+    pub file: Option<PathBuf>,
+    /// The comment attached to the actions.
+    #[arg(long)]
+    pub comment: String,
+    /// Wait for the actions to reach a final status, showing progress on stderr.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long to wait, in seconds.
+    #[arg(long, requires = "wait", default_value_t = 300)]
+    pub timeout: u64,
+    /// Cancel the actions still not final when the wait times out.
+    #[arg(long, requires = "wait")]
+    pub cancel_on_timeout: bool,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// The port (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Accept only the token in this environment variable, if it is set.
+    #[arg(long, default_value = "MDE_TOKEN")]
+    pub token_env: String,
+    /// Register an application in this directory (tenant) ID with the token endpoint.
+    #[arg(long, requires = "client_id")]
+    pub tenant_id: Option<String>,
+    /// The application's client ID; its secret is in --client-secret-env.
+    #[arg(long, requires = "tenant_id")]
+    pub client_id: Option<String>,
+    /// The environment variable holding the registered application's client secret.
+    #[arg(long, default_value = "MDE_CLIENT_SECRET", requires = "client_id")]
+    pub client_secret_env: String,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Calls per measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Concurrent callers for the throughput measurement.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// A server answering like the API (never a real tenant: every call creates an action
+    /// for a made-up device); without it, a simulator in this process.
+    #[arg(long)]
+    pub api_url: Option<String>,
+    /// The environment variable holding the bearer token the --api-url server accepts.
+    #[arg(long, default_value = "MDE_TOKEN", requires = "api_url")]
+    pub token_env: String,
+    /// For measurement only: ready the runtime from this cache directory, print how long it
+    /// took in microseconds, and exit (what `bench` runs in new processes for cold starts).
+    #[arg(long, value_name = "CACHE_DIR", conflicts_with_all = ["json", "api_url"])]
+    pub ready: Option<PathBuf>,
+}

@@ -1,0 +1,97 @@
+//! `host-harness stop-and-quarantine`: the request from the options, the library's fan-out,
+//! progress on stderr while waiting, and the outcomes on stdout.
+
+use crate::args::QuarantineArgs;
+use crate::output::progress::ProgressView;
+use crate::output::{print_action, print_error, print_host_notes, print_outcomes};
+use crate::{Console, INVALID};
+use anyhow::{Context, Result};
+use defender_host::{File, ProgressUpdate, QuarantineRequest, Targets, Wait};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Carries the request out and prints what became of each device.
+pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<ExitCode> {
+    let single = args.machine_ids.len() == 1;
+    let request = match request(&args) {
+        Ok(request) => request,
+        Err(error) => {
+            writeln!(console.err, "invalid input: {error:#}")?;
+            return Ok(ExitCode::from(INVALID));
+        }
+    };
+    let Some((runtime, tenant)) = args.connection.open(console)? else {
+        return Ok(ExitCode::from(INVALID));
+    };
+    let (sender, mut updates) = mpsc::unbounded_channel::<ProgressUpdate>();
+    let sink = Arc::new(move |update: &ProgressUpdate| {
+        // The receiver only goes away once the call is over.
+        let _ = sender.send(update.clone());
+    });
+    let show_progress = request.wait.is_some();
+    let mut view = ProgressView::new(console.err_is_terminal);
+    let call = runtime.quarantine(&tenant, request, Some(sink));
+    let err = &mut *console.err;
+    let drain = async {
+        while let Some(update) = updates.recv().await {
+            if show_progress {
+                view.show(err, &update)?;
+            }
+        }
+        view.finish(err)
+    };
+    let (outcome, drained) = tokio::join!(call, drain);
+    drained?;
+    let outcome = outcome?;
+    print_host_notes(&outcome, console)?;
+    let outcomes = match outcome.result {
+        Ok(outcomes) => outcomes,
+        Err(error) => return print_error(&error, console),
+    };
+    if single && let [one] = outcomes.as_slice() {
+        return match &one.outcome {
+            Ok(q) => print_action(&q.action, console),
+            Err(error) => print_error(error, console),
+        };
+    }
+    print_outcomes(&outcomes, console)
+}
+
+/// The request the options describe.
+fn request(args: &QuarantineArgs) -> Result<QuarantineRequest> {
+    let targets = match (&args.machines_file, args.everywhere) {
+        (_, true) => Targets::Everywhere,
+        (Some(path), false) => Targets::Machines(read_machines(path)?),
+        (None, false) => Targets::Machines(args.machine_ids.clone()),
+    };
+    let file = match (&args.sha1, &args.file) {
+        (Some(sha1), _) => File::Sha1(sha1.clone()),
+        (None, Some(path)) => File::Content(
+            std::fs::read(path).with_context(|| format!("reading --file {}", path.display()))?,
+        ),
+        (None, None) => anyhow::bail!("give --sha1 or --file"),
+    };
+    Ok(QuarantineRequest {
+        targets,
+        file,
+        comment: args.comment.clone(),
+        wait: args.wait.then_some(Wait {
+            timeout_ms: args.timeout.saturating_mul(1000),
+            cancel_on_timeout: args.cancel_on_timeout,
+        }),
+    })
+}
+
+/// One device ID a line; blank lines and `#` comments skipped.
+fn read_machines(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --machines-file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}

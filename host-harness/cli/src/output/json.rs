@@ -1,0 +1,136 @@
+//! How results are shown: the MachineAction as the API's own JSON, so existing parsers work,
+//! and an [`ActionError`] as one line that names the field, or the HTTP status with the API's
+//! code, message and correlation ID.
+
+use defender_host::{ActionError, ApiError, MachineAction, MachineOutcome};
+use serde_json::{Map, Value, json};
+
+/// The MachineAction with the API's member names (`id`, `type`, `status`, `machineId`,
+/// `relatedFileInfo`, ...); absent members are `null`, as the API writes them.
+pub fn action_json(action: &MachineAction) -> Value {
+    let file = action.related_file_info.as_ref().map(|f| {
+        json!({"fileIdentifier": f.file_identifier, "fileIdentifierType": f.file_identifier_type})
+    });
+    let mut members = Map::new();
+    let mut put = |key: &str, value: Value| {
+        members.insert(key.to_owned(), value);
+    };
+    put("id", json!(action.id));
+    put("type", json!(action.action_type));
+    put("status", json!(action.status.as_api_str()));
+    put("machineId", json!(action.machine_id));
+    put("computerDnsName", json!(action.computer_dns_name));
+    put("requestor", json!(action.requestor));
+    put("requestorComment", json!(action.requestor_comment));
+    put("requestSource", json!(action.request_source));
+    put("creationDateTimeUtc", json!(action.creation_date_time_utc));
+    put(
+        "lastUpdateDateTimeUtc",
+        json!(action.last_update_date_time_utc),
+    );
+    put(
+        "cancellationRequestor",
+        json!(action.cancellation_requestor),
+    );
+    put("cancellationComment", json!(action.cancellation_comment));
+    put(
+        "cancellationDateTimeUtc",
+        json!(action.cancellation_date_time_utc),
+    );
+    put("relatedFileInfo", json!(file));
+    Value::Object(members)
+}
+
+/// A fan-out's outcomes: `[{"machineId", "action"} | {"machineId", "error"}]`, in input order,
+/// with `"adopted": true` where an already pending action was returned.
+pub fn outcomes_json(outcomes: &[MachineOutcome]) -> Value {
+    Value::Array(
+        outcomes
+            .iter()
+            .map(|o| match &o.outcome {
+                Ok(q) if q.adopted => json!({
+                    "machineId": o.machine_id, "action": action_json(&q.action), "adopted": true
+                }),
+                Ok(q) => json!({"machineId": o.machine_id, "action": action_json(&q.action)}),
+                Err(error) => json!({"machineId": o.machine_id, "error": error_json(error)}),
+            })
+            .collect(),
+    )
+}
+
+/// An error as JSON: its kind, the one-line message, and the API's fields where there are any.
+pub fn error_json(error: &ActionError) -> Value {
+    let api = error.api();
+    let mut members = Map::new();
+    members.insert("kind".into(), json!(kind(error)));
+    members.insert("message".into(), json!(error_line(error)));
+    if let Some(api) = api {
+        members.insert("status".into(), json!(api.status));
+        members.insert("code".into(), json!(api.code));
+        members.insert("target".into(), json!(api.target));
+    }
+    if let ActionError::RateLimited(r) = error {
+        members.insert("retryAfterMs".into(), json!(r.retry_after_ms));
+    }
+    Value::Object(members)
+}
+
+/// The WIT name of an error's case.
+fn kind(error: &ActionError) -> &'static str {
+    match error {
+        ActionError::InvalidInput(_) => "invalid-input",
+        ActionError::Unauthorized(_) => "unauthorized",
+        ActionError::Forbidden(_) => "forbidden",
+        ActionError::NotFound(_) => "not-found",
+        ActionError::AlreadyPending(_) => "already-pending",
+        ActionError::RateLimited(_) => "rate-limited",
+        ActionError::Upstream(_) => "upstream",
+        ActionError::Transport(_) => "transport",
+        ActionError::Credentials(_) => "credentials",
+    }
+}
+
+/// One line describing the error, for stderr.
+pub fn error_line(error: &ActionError) -> String {
+    match error {
+        ActionError::InvalidInput(i) => format!("invalid {}: {}", i.field, i.message),
+        ActionError::Unauthorized(api) => format!("unauthorized: {}", api_text(api)),
+        ActionError::Forbidden(f) => format!(
+            "forbidden: {}; the application needs {}",
+            api_text(&f.api),
+            f.required_permissions
+        ),
+        ActionError::NotFound(api) => format!("not found: {}", api_text(api)),
+        ActionError::AlreadyPending(api) => {
+            format!(
+                "already pending: an action for this device is in progress: {}",
+                api_text(api)
+            )
+        }
+        ActionError::RateLimited(r) => {
+            let api = r
+                .api
+                .as_ref()
+                .map_or("by the host's rate budget".into(), api_text);
+            format!("rate limited, retry after {} ms: {api}", r.retry_after_ms)
+        }
+        ActionError::Upstream(api) => format!("API error: {}", api_text(api)),
+        ActionError::Transport(message) => format!("transport error: {message}"),
+        ActionError::Credentials(message) => format!("credentials: {message}"),
+    }
+}
+
+/// `HTTP 404, code ResourceNotFound, message "...", target 43f4...`.
+fn api_text(api: &ApiError) -> String {
+    let mut text = format!("HTTP {}", api.status);
+    if let Some(code) = &api.code {
+        text.push_str(&format!(", code {code}"));
+    }
+    if let Some(message) = &api.message {
+        text.push_str(&format!(", message {message:?}"));
+    }
+    if let Some(target) = &api.target {
+        text.push_str(&format!(", target {target}"));
+    }
+    text
+}

@@ -1,0 +1,66 @@
+//! What the command line prints, and the exit code that goes with it.
+
+pub mod json;
+pub mod progress;
+
+use crate::{Console, INVALID};
+use anyhow::Result;
+use defender_host::{ActionError, MachineAction, MachineOutcome, Outcome};
+use std::process::ExitCode;
+
+/// What the host saw that the component could not say: requests it refused, and why requests
+/// it let through got no answer.
+pub fn print_host_notes<T>(outcome: &Outcome<T>, console: &mut Console<'_>) -> Result<()> {
+    for denial in &outcome.denials {
+        writeln!(console.err, "host: refused a request: {denial}")?;
+    }
+    for failure in &outcome.connection_errors {
+        writeln!(console.err, "host: no answer: {failure}")?;
+    }
+    Ok(())
+}
+
+/// Prints one action on stdout, or the error on stderr, and picks the exit code.
+pub fn print(outcome: Outcome<MachineAction>, console: &mut Console<'_>) -> Result<ExitCode> {
+    print_host_notes(&outcome, console)?;
+    match &outcome.result {
+        Ok(action) => print_action(action, console),
+        Err(error) => print_error(error, console),
+    }
+}
+
+pub fn print_action(action: &MachineAction, console: &mut Console<'_>) -> Result<ExitCode> {
+    let value = json::action_json(action);
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&value)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<ExitCode> {
+    writeln!(console.err, "error: {}", json::error_line(error))?;
+    Ok(match error {
+        ActionError::InvalidInput(_) => ExitCode::from(INVALID),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The fan-out's array; exit 1 when any device failed, after reporting every device.
+pub fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) -> Result<ExitCode> {
+    let value = json::outcomes_json(outcomes);
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&value)?)?;
+    let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
+    for outcome in &failed {
+        if let Err(error) = &outcome.outcome {
+            writeln!(
+                console.err,
+                "machine {}: {}",
+                outcome.machine_id,
+                json::error_line(error)
+            )?;
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,57 @@
+//! `--wait` progress on stderr: a one-line bar redrawn in place on a terminal, plain lines
+//! otherwise (logs, CI, pipes).
+
+use defender_host::{ActionStatus, ProgressUpdate};
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+/// What has been seen of each device's action.
+pub struct ProgressView {
+    terminal: bool,
+    statuses: BTreeMap<String, ActionStatus>,
+}
+
+const BAR_WIDTH: usize = 30;
+
+impl ProgressView {
+    /// A view drawing a bar when `terminal`, lines otherwise.
+    pub fn new(terminal: bool) -> Self {
+        Self {
+            terminal,
+            statuses: BTreeMap::new(),
+        }
+    }
+
+    /// Shows one update.
+    pub fn show(&mut self, out: &mut dyn Write, update: &ProgressUpdate) -> io::Result<()> {
+        if !self.terminal {
+            return writeln!(
+                out,
+                "progress: machine {} action {} {}",
+                update.machine_id,
+                update.action_id,
+                update.status.as_api_str()
+            );
+        }
+        self.statuses
+            .insert(update.machine_id.clone(), update.status.clone());
+        let total = self.statuses.len();
+        let done = self.statuses.values().filter(|s| s.is_final()).count();
+        let filled = BAR_WIDTH * done / total.max(1);
+        write!(
+            out,
+            "\r[{}{}] {done}/{total} final",
+            "#".repeat(filled),
+            ".".repeat(BAR_WIDTH - filled)
+        )?;
+        out.flush()
+    }
+
+    /// Ends the bar's line, if one was drawn.
+    pub fn finish(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.terminal && !self.statuses.is_empty() {
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,202 @@
+//! The outbound policy: the hook every wasi-http request of the component goes through.
+//!
+//! A request leaves only if it goes to the tenant's API origin, carries the invocation's sealed
+//! credential, and is covered by a permit from the tenant's rate limiter. The hook then swaps
+//! the seal for the real token and sends it through the host's client, whose timeouts bound
+//! the ones the component asks for. Everything else gets `HTTP-request-denied`, and the reason
+//! is kept for the host's report; so is the reason of a request that got no answer (a TLS or
+//! proxy failure), which the component only learns as an error code.
+
+mod origin;
+
+pub use origin::{ApiOrigin, OriginError};
+pub(crate) use origin::{HostKind, host_kind};
+
+use crate::credentials::Secret;
+use crate::hex::hex;
+use crate::limits::LimitExceeded;
+use crate::limits::Limits;
+use crate::transport::{HttpClient, destination};
+use http::header::{AUTHORIZATION, HeaderValue};
+use http_body_util::{BodyExt, Limited};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The per-invocation state of the policy.
+pub struct Outbound {
+    http: HttpClient,
+    origin: ApiOrigin,
+    seal: String,
+    token: Option<Secret>,
+    permits: u32,
+    max_requests: u32,
+    max_response_bytes: u64,
+    attempts: u32,
+    denials: Vec<String>,
+    /// Why requests that were let through got no answer; filled by their futures.
+    failures: Arc<Mutex<Vec<String>>>,
+    sent: u32,
+    /// Set by the hook or by a response body (which outlives the hook's call).
+    tripped: Arc<OnceLock<LimitExceeded>>,
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+impl Outbound {
+    /// A policy for one invocation against `origin`, with a fresh random seal.
+    pub fn new(http: HttpClient, origin: ApiOrigin, limits: &Limits) -> Self {
+        let mut nonce = [0u8; 16];
+        // Without OS randomness the seal would be guessable; fail closed with a seal nobody
+        // can send (it contains a newline, which no header value may).
+        let seal = match getrandom::fill(&mut nonce) {
+            Ok(()) => format!("Bearer sealed.{}", hex(&nonce)),
+            Err(_) => "sealed\n".to_owned(),
+        };
+        Self {
+            http,
+            origin,
+            seal,
+            token: None,
+            permits: 0,
+            max_requests: limits.max_requests,
+            max_response_bytes: limits.max_response_bytes,
+            attempts: 0,
+            denials: Vec::new(),
+            failures: Arc::default(),
+            sent: 0,
+            tripped: Arc::default(),
+        }
+    }
+
+    /// The placeholder the component puts in `Authorization`.
+    pub fn seal(&self) -> &str {
+        &self.seal
+    }
+
+    /// The origin requests may go to.
+    pub fn origin(&self) -> &ApiOrigin {
+        &self.origin
+    }
+
+    /// Stores the token the seal stands for.
+    pub fn set_token(&mut self, token: Secret) {
+        self.token = Some(token);
+    }
+
+    /// The token the seal stands for now, if one was granted.
+    pub fn token(&self) -> Option<Secret> {
+        self.token.clone()
+    }
+
+    /// The limit a request ran into, which ends the invocation.
+    pub fn tripped(&self) -> Option<LimitExceeded> {
+        self.tripped.get().copied()
+    }
+
+    /// Records a permit granted by the rate limiter.
+    pub fn add_permit(&mut self) {
+        self.permits += 1;
+    }
+
+    /// Why requests were refused, in order.
+    pub fn take_denials(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.denials)
+    }
+
+    /// Why requests that were let through got no answer, in order.
+    pub fn take_failures(&mut self) -> Vec<String> {
+        std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// How many requests were let through.
+    pub fn sent(&self) -> u32 {
+        self.sent
+    }
+
+    /// Applies the policy to one request, rewriting it in place when it may go.
+    fn admit(&mut self, request: &mut http::Request<WasiBody>) -> Result<(), String> {
+        self.attempts += 1;
+        if self.attempts > self.max_requests {
+            let _ = self.tripped.set(LimitExceeded::Requests(self.max_requests));
+            return Err(format!("more than {} requests", self.max_requests));
+        }
+        if !self.origin.admits(request.uri()) {
+            return Err(format!(
+                "{} is outside the allowlist (only {} is allowed)",
+                destination(request.uri()),
+                self.origin
+            ));
+        }
+        let headers = request.headers_mut();
+        let sealed = headers.get_all(AUTHORIZATION).iter().count() == 1
+            && headers.get(AUTHORIZATION).map(HeaderValue::as_bytes) == Some(self.seal.as_bytes());
+        if !sealed {
+            return Err(
+                "the request does not carry the sealed credential the host granted \
+                 (an Authorization header of the component's own is never sent)"
+                    .into(),
+            );
+        }
+        let Some(token) = &self.token else {
+            return Err("no credential was granted to this invocation".into());
+        };
+        if self.permits == 0 {
+            return Err("the request is not covered by a rate-limit permit".into());
+        }
+        let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            .map_err(|_| "the tenant's token is not a valid header value".to_string())?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+        self.permits -= 1;
+        self.sent += 1;
+        Ok(())
+    }
+}
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> ResponseFuture {
+        if let Err(reason) = self.admit(&mut request) {
+            self.denials.push(reason);
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        let max_bytes = self.max_response_bytes;
+        let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let tripped = self.tripped.clone();
+        let failures = self.failures.clone();
+        let http = self.http.clone();
+        Box::new(async move {
+            let response = http.send(request, options).await.map_err(|failure| {
+                failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(failure.detail);
+                failure.code
+            })?;
+            let response = response.map(|body| {
+                Limited::new(body, limit)
+                    .map_err(move |_| {
+                        let _ = tripped.set(LimitExceeded::ResponseBytes(max_bytes));
+                        Error::HttpResponseBodySize(Some(max_bytes))
+                    })
+                    .boxed_unsync()
+            });
+            let io = async { Ok(()) };
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! The file's tables as written, and how one `[[tenant]]` table becomes a [`Tenant`].
+
+use super::credential::CredentialConfig;
+use super::invalid;
+use crate::limits::Limits;
+use crate::outbound::ApiOrigin;
+use crate::rate_limit::{Budget, RateLimiter};
+use crate::tenants::Cloud;
+use crate::tenants::Tenant;
+use crate::transport::{Network, Proxy, TrustedRoots};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ConfigError;
+
+/// The whole file: `[[tenant]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantsFile {
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// One `[[tenant]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct TenantConfig {
+    pub name: String,
+    pub cloud: Cloud,
+    pub tenant_id: Option<String>,
+    /// Only for the `custom` cloud.
+    pub api_url: Option<String>,
+    /// Only for the `custom` cloud.
+    pub authority: Option<String>,
+    pub scope: Option<String>,
+    /// `none`, `environment`, or `http://[user:password@]host:port`.
+    pub proxy: Option<String>,
+    /// PEM roots trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    pub credential: CredentialConfig,
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+}
+
+/// `[tenant.budget]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct BudgetConfig {
+    per_minute: u32,
+    per_hour: u32,
+}
+
+/// `[tenant.limits]`: any subset; the rest keep their defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct LimitsConfig {
+    cpu_ms: Option<u64>,
+    memory_mib: Option<usize>,
+    wall_clock_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+    io_timeout_secs: Option<u64>,
+    max_requests: Option<u32>,
+    max_response_bytes: Option<u64>,
+}
+
+/// Where a tenant signs in: the token endpoint's authority and the scope asked for.
+pub(super) struct SignInPlace {
+    pub authority: ApiOrigin,
+    pub scope: String,
+}
+
+impl TenantConfig {
+    pub fn resolve(&self, base: &Path) -> Result<Tenant, ConfigError> {
+        let name = &self.name;
+        let custom = self.cloud == Cloud::Custom;
+        for (setting, value) in [("api-url", &self.api_url), ("authority", &self.authority)] {
+            if value.is_some() && !custom {
+                return Err(invalid(
+                    name,
+                    setting,
+                    format!(
+                        "only cloud = \"custom\" may set it; the {} cloud's is fixed",
+                        self.cloud
+                    ),
+                ));
+            }
+        }
+        let api_url = match (&self.api_url, self.cloud.api_base()) {
+            (Some(url), _) => url.as_str(),
+            (None, Some(url)) => url,
+            (None, None) => {
+                return Err(invalid(
+                    name,
+                    "api-url",
+                    "required for the custom cloud".into(),
+                ));
+            }
+        };
+        let origin =
+            ApiOrigin::parse(api_url).map_err(|e| invalid(name, "api-url", e.to_string()))?;
+        let network = self.network(base)?;
+        let tokens = self.credential.token_source(self, base)?;
+        let budget = self.budget.as_ref().map_or(Budget::default(), |b| Budget {
+            per_minute: b.per_minute,
+            per_hour: b.per_hour,
+        });
+        Ok(Tenant {
+            origin,
+            tokens,
+            limiter: Arc::new(RateLimiter::new(budget)),
+            limits: self.limits.as_ref().map(LimitsConfig::apply),
+            network,
+        })
+    }
+
+    fn network(&self, base: &Path) -> Result<Network, ConfigError> {
+        let proxy = match &self.proxy {
+            Some(text) => {
+                Some(Proxy::parse(text).map_err(|e| invalid(&self.name, "proxy", e.to_string()))?)
+            }
+            None => None,
+        };
+        let extra_roots = match &self.ca_file {
+            Some(path) => TrustedRoots::from_pem_file(&base.join(path))
+                .map_err(|e| invalid(&self.name, "ca-file", e.to_string()))?,
+            None => TrustedRoots::default(),
+        };
+        Ok(Network { proxy, extra_roots })
+    }
+
+    /// The authority and scope of a credential that signs in: the cloud's, or for the custom
+    /// cloud, the ones it must name.
+    pub fn sign_in_place(&self) -> Result<SignInPlace, ConfigError> {
+        let name = &self.name;
+        let authority = match (&self.authority, self.cloud.authority()) {
+            (Some(url), _) => url.as_str(),
+            (None, Some(url)) => url,
+            (None, None) => {
+                return Err(invalid(
+                    name,
+                    "authority",
+                    "required for the custom cloud".into(),
+                ));
+            }
+        };
+        let authority =
+            ApiOrigin::parse(authority).map_err(|e| invalid(name, "authority", e.to_string()))?;
+        let scope = match (&self.scope, self.cloud.default_scope()) {
+            (Some(scope), _) => scope.clone(),
+            (None, Some(scope)) => scope,
+            (None, None) => {
+                return Err(invalid(
+                    name,
+                    "scope",
+                    "required for the custom cloud: name the resource's .default scope".into(),
+                ));
+            }
+        };
+        if !scope.ends_with("/.default") {
+            return Err(invalid(
+                name,
+                "scope",
+                "an application's scope ends with /.default".into(),
+            ));
+        }
+        Ok(SignInPlace { authority, scope })
+    }
+
+    /// The directory (tenant) ID to sign in to: the table's, else `fallback` (an environment
+    /// variable's value, for workload identity).
+    pub fn tenant_id(&self, fallback: Option<String>) -> Result<String, ConfigError> {
+        self.tenant_id
+            .clone()
+            .or(fallback)
+            .filter(|id| {
+                !id.is_empty()
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+            })
+            .ok_or_else(|| {
+                invalid(
+                    &self.name,
+                    "tenant-id",
+                    "signing in needs the tenant's directory ID (letters, digits, - and .)".into(),
+                )
+            })
+    }
+}
+
+impl LimitsConfig {
+    fn apply(&self) -> Limits {
+        let mut limits = Limits::default();
+        let secs = Duration::from_secs;
+        if let Some(ms) = self.cpu_ms {
+            limits.cpu = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.memory_mib {
+            limits.memory_bytes = mib.saturating_mul(1024 * 1024);
+        }
+        if let Some(s) = self.wall_clock_secs {
+            limits.wall_clock = secs(s);
+        }
+        if let Some(s) = self.connect_timeout_secs {
+            limits.connect_timeout = secs(s);
+        }
+        if let Some(s) = self.io_timeout_secs {
+            limits.io_timeout = secs(s);
+        }
+        if let Some(n) = self.max_requests {
+            limits.max_requests = n;
+        }
+        if let Some(n) = self.max_response_bytes {
+            limits.max_response_bytes = n;
+        }
+        limits
+    }
+}

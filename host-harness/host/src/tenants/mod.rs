@@ -1,0 +1,48 @@
+//! Tenants: what the host knows about each one (its API origin, token source, shared rate
+//! budget, limits and network setting), the clouds they live in, and the tenants file that
+//! describes them.
+
+mod cloud;
+mod file;
+
+pub use cloud::Cloud;
+pub use file::{ConfigError, Tenants};
+
+use crate::credentials::TokenSource;
+use crate::limits::Limits;
+use crate::outbound::ApiOrigin;
+use crate::rate_limit::{Budget, RateLimiter};
+use crate::transport::Network;
+use std::sync::Arc;
+
+/// Everything the host knows about one tenant. Cheap to clone; clones share the limiter and
+/// the token source, which is what makes concurrent invocations share one budget.
+#[derive(Clone)]
+pub struct Tenant {
+    /// The tenant's API origin: the base URL handed to the component and the only allowed
+    /// destination of its requests.
+    pub origin: ApiOrigin,
+    /// The tenant's token supplier.
+    pub tokens: Arc<dyn TokenSource>,
+    /// The tenant's rate budget.
+    pub limiter: Arc<RateLimiter>,
+    /// The tenant's per-invocation limits; `None` takes the runtime's.
+    pub limits: Option<Limits>,
+    /// The tenant's proxy and extra trusted roots, laid over the runtime's; sign-in and API
+    /// traffic both use them.
+    pub network: Network,
+}
+
+impl Tenant {
+    /// A tenant at `origin` with tokens from `tokens`, the API's default budget (a limiter of
+    /// its own), the runtime's limits and the runtime's network settings.
+    pub fn new(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Self {
+        Self {
+            origin,
+            tokens,
+            limiter: Arc::new(RateLimiter::new(Budget::default())),
+            limits: None,
+            network: Network::default(),
+        }
+    }
+}

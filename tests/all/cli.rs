@@ -1,0 +1,470 @@
+//! The `host-harness` command line, run in-process on the real component: exit codes, what goes
+//! to stdout and stderr, and that the token appears in neither.
+
+use defender_simulator::{Reply, Simulator};
+use host_harness::{Console, run};
+use integration_tests::{COMMENT, MACHINE, SHA1, TOKEN, simulator};
+use std::process::ExitCode;
+use std::sync::Once;
+
+/// The variable the tests name with `--token-env`.
+const TOKEN_ENV: &str = "INTEGRATION_TESTS_MDE_TOKEN";
+
+/// Sets the token variable once, before any test of this binary reads the environment.
+fn token_env() -> &'static str {
+    static SET: Once = Once::new();
+    // SAFETY: every test calls this first, and `Once` makes the others wait until the single
+    // write is done, so no thread reads the environment while it is being written.
+    SET.call_once(|| unsafe { std::env::set_var(TOKEN_ENV, TOKEN) });
+    TOKEN_ENV
+}
+
+struct Run {
+    code: ExitCode,
+    out: String,
+    err: String,
+}
+
+async fn cli(args: &[&str]) -> Run {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut console = Console {
+        out: &mut out,
+        err: &mut err,
+        err_is_terminal: false,
+    };
+    let argv = std::iter::once("host-harness")
+        .chain(args.iter().copied())
+        .map(Into::into);
+    let code = run(argv, &mut console).await;
+    let run = Run {
+        code,
+        out: String::from_utf8(out).unwrap(),
+        err: String::from_utf8(err).unwrap(),
+    };
+    assert!(
+        !run.out.contains(TOKEN) && !run.err.contains(TOKEN),
+        "the token leaked"
+    );
+    run
+}
+
+/// `stop-and-quarantine` with these target and hash options and the example comment.
+fn stop(options: &[&str]) -> Vec<String> {
+    let mut args = vec!["stop-and-quarantine".to_owned()];
+    args.extend(options.iter().map(|s| (*s).to_owned()));
+    args.extend(["--comment".into(), COMMENT.into()]);
+    args
+}
+
+/// The options that point the command at `simulator` with the test token.
+fn connection(simulator: &Simulator) -> Vec<String> {
+    vec![
+        "--api-url".into(),
+        simulator.base_url(),
+        "--token-env".into(),
+        token_env().into(),
+    ]
+}
+
+async fn cli_owned(args: Vec<String>) -> Run {
+    cli(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
+}
+
+async fn quarantine(simulator: &Simulator, machine: &str, sha1: &str, comment: &str) -> Run {
+    let mut args = vec!["stop-and-quarantine".to_owned()];
+    args.extend(
+        [
+            "--machine-id",
+            machine,
+            "--sha1",
+            sha1,
+            "--comment",
+            comment,
+        ]
+        .map(String::from),
+    );
+    args.extend(connection(simulator));
+    cli_owned(args).await
+}
+
+#[tokio::test]
+async fn demo_prints_the_action_with_the_apis_member_names() {
+    let run = cli(&["demo"]).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(action["type"], "StopAndQuarantineFile");
+    assert_eq!(action["status"], "Pending");
+    assert_eq!(action["machineId"], MACHINE);
+    assert_eq!(action["requestorComment"], COMMENT);
+    assert_eq!(action["relatedFileInfo"]["fileIdentifier"], SHA1);
+    assert_eq!(action["relatedFileInfo"]["fileIdentifierType"], "Sha1");
+    assert!(action["id"].as_str().is_some_and(|id| id.len() == 36));
+    assert!(action["creationDateTimeUtc"].is_string());
+    assert!(run.err.contains("StopAndQuarantineFile"));
+}
+
+#[tokio::test]
+async fn success_prints_the_machine_action() {
+    let simulator = simulator().await;
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(action["machineId"], MACHINE);
+    assert_eq!(
+        simulator.requests()[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn invalid_input_exits_2_with_one_line_naming_the_field() {
+    let simulator = simulator().await;
+    for (machine, sha1, comment, field) in [
+        ("nope", SHA1, COMMENT, "machine-id"),
+        (MACHINE, "d41d8cd98f00b204e9800998ecf8427e", COMMENT, "sha1"),
+        (MACHINE, SHA1, "  ", "comment"),
+    ] {
+        let run = quarantine(&simulator, machine, sha1, comment).await;
+        assert_eq!(run.code, ExitCode::from(2));
+        assert_eq!(run.err.lines().count(), 1, "{}", run.err);
+        assert!(run.err.contains(field), "{}", run.err);
+        assert!(run.out.is_empty());
+    }
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_insecure_api_url_exits_2() {
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend([
+        "--api-url".into(),
+        "http://api.security.microsoft.com".into(),
+    ]);
+    let run = cli_owned(args).await;
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("--api-url"), "{}", run.err);
+}
+
+#[tokio::test]
+async fn an_api_error_exits_1_naming_status_code_message_and_target() {
+    let simulator = simulator().await;
+    simulator.script([Reply::error(404, "ResourceNotFound")]);
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(run.out.is_empty());
+    let line = run.err.trim();
+    assert!(line.contains("HTTP 404"), "{line}");
+    assert!(line.contains("code ResourceNotFound"), "{line}");
+    assert!(line.contains("Simulated ResourceNotFound"), "{line}");
+    assert!(line.contains("target "), "{line}");
+}
+
+#[tokio::test]
+async fn a_rejected_token_does_not_leak_into_the_output() {
+    let simulator = Simulator::start(0, Some("another")).await.unwrap();
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(run.err.contains("unauthorized: HTTP 401"), "{}", run.err);
+    assert_eq!(simulator.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_missing_token_is_a_credentials_error() {
+    let simulator = simulator().await;
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend(["--api-url".into(), simulator.base_url()]);
+    args.extend([
+        "--token-env".into(),
+        "INTEGRATION_TESTS_UNSET_VARIABLE".into(),
+    ]);
+    let run = cli_owned(args).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(
+        run.err.contains("INTEGRATION_TESTS_UNSET_VARIABLE"),
+        "{}",
+        run.err
+    );
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn another_component_can_be_run() {
+    let simulator = simulator().await;
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend(["--component".into(), "/nonexistent/component.wasm".into()]);
+    let missing = cli_owned(args).await;
+    assert_eq!(missing.code, ExitCode::FAILURE);
+    assert!(
+        missing.err.contains("/nonexistent/component.wasm"),
+        "{}",
+        missing.err
+    );
+
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (good, bad) = (dir.join("good.wasm"), dir.join("bad.wasm"));
+    std::fs::write(&good, defender_host::COMPONENT).unwrap();
+    std::fs::write(&bad, b"\0asm not really").unwrap();
+    let with = |path: &std::path::Path| {
+        let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+        args.extend(connection(&simulator));
+        args.extend(["--component".into(), path.display().to_string()]);
+        args
+    };
+    let run_bad = cli_owned(with(&bad)).await;
+    assert_eq!(run_bad.code, ExitCode::FAILURE);
+    assert!(
+        run_bad.err.contains("loading the component"),
+        "{}",
+        run_bad.err
+    );
+    assert!(simulator.requests().is_empty());
+    let run_good = cli_owned(with(&good)).await;
+    assert_eq!(run_good.code, ExitCode::SUCCESS, "{}", run_good.err);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(simulator.requests().len(), 1);
+}
+
+const OTHER: &str = "7f1c0a3e5b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e";
+
+fn quarantine_args(simulator: &Simulator, targets: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut args = stop(&[targets, extra].concat());
+    args.extend(connection(simulator));
+    args
+}
+
+#[tokio::test]
+async fn several_devices_print_an_array_and_exit_1_when_any_failed() {
+    let simulator = simulator().await;
+    simulator.reply_for_machine(OTHER, Reply::error(404, "ResourceNotFound"));
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE, "--machine-id", OTHER],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes[0]["machineId"], MACHINE);
+    assert_eq!(outcomes[0]["action"]["status"], "Pending");
+    assert!(outcomes[0].get("adopted").is_none());
+    assert_eq!(outcomes[1]["machineId"], OTHER);
+    assert_eq!(outcomes[1]["error"]["kind"], "not-found");
+    assert_eq!(outcomes[1]["error"]["status"], 404);
+    assert_eq!(outcomes[1]["error"]["code"], "ResourceNotFound");
+    assert!(outcomes[1]["error"]["target"].is_string());
+    assert!(run.err.contains(OTHER), "{}", run.err);
+
+    // The same devices again: both now have a pending action, which is adopted.
+    simulator.reply_for_machine(OTHER, Reply::Create);
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE, "--machine-id", OTHER],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes[0]["adopted"], true);
+    assert!(outcomes[1].get("adopted").is_none());
+}
+
+#[tokio::test]
+async fn a_machines_file_and_a_file_to_hash() {
+    let simulator = simulator().await;
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("machines.txt");
+    std::fs::write(&list, format!("# devices\n{MACHINE}\n\n{OTHER}\n")).unwrap();
+    let sample = dir.join("sample.bin");
+    std::fs::write(&sample, b"abc").unwrap();
+    let (list, sample) = (list.display().to_string(), sample.display().to_string());
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machines-file", &list],
+        &["--file", &sample],
+    ))
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes.as_array().unwrap().len(), 2);
+    let sha1_of_abc = "a9993e364706816aba3e25717850c26c9cd0d89d";
+    assert_eq!(
+        outcomes[1]["action"]["relatedFileInfo"]["fileIdentifier"],
+        sha1_of_abc
+    );
+}
+
+#[tokio::test]
+async fn too_many_devices_exit_2_before_sending() {
+    let simulator = simulator().await;
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-many-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("machines.txt");
+    let ids: Vec<String> = (0..1001).map(|i| format!("{i:040x}")).collect();
+    std::fs::write(&list, ids.join("\n")).unwrap();
+    let list = list.display().to_string();
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machines-file", &list],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("machine-ids"), "{}", run.err);
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn everywhere_with_wait_shows_progress_lines_and_final_actions() {
+    let simulator = simulator().await;
+    simulator.file_seen_on(SHA1, &[MACHINE, OTHER]);
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--everywhere"],
+        &["--sha1", SHA1, "--wait", "--timeout", "60"],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    for outcome in outcomes.as_array().unwrap() {
+        assert_eq!(outcome["action"]["status"], "Succeeded");
+    }
+    let lines: Vec<&str> = run.err.lines().collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with("progress: machine ")),
+        "{}",
+        run.err
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(OTHER) && l.ends_with("Succeeded"))
+    );
+}
+
+#[tokio::test]
+async fn on_a_terminal_progress_is_a_bar() {
+    let simulator = simulator().await;
+    let args = quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE],
+        &["--sha1", SHA1, "--wait", "--timeout", "60"],
+    );
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut console = Console {
+        out: &mut out,
+        err: &mut err,
+        err_is_terminal: true,
+    };
+    let argv = std::iter::once("host-harness".to_owned())
+        .chain(args)
+        .map(Into::into);
+    assert_eq!(run(argv, &mut console).await, ExitCode::SUCCESS);
+    let err = String::from_utf8(err).unwrap();
+    assert!(
+        err.contains("\r[##############################] 1/1 final"),
+        "{err:?}"
+    );
+    // One device and no fan-out: stdout is the action object, as before.
+    let action: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(action["status"], "Succeeded");
+}
+
+#[tokio::test]
+async fn status_and_cancel_commands() {
+    let simulator = simulator().await;
+    simulator.set_progression(defender_simulator::Progression::StayPending);
+    let created = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    let action: serde_json::Value = serde_json::from_str(&created.out).unwrap();
+    let id = action["id"].as_str().unwrap().to_owned();
+
+    let mut status = vec!["status".to_owned(), id.clone()];
+    status.extend(connection(&simulator));
+    let run = cli_owned(status).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let shown: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(
+        (shown["id"].as_str(), shown["status"].as_str()),
+        (Some(id.as_str()), Some("Pending"))
+    );
+
+    let mut cancel = vec![
+        "cancel".to_owned(),
+        id.clone(),
+        "--comment".into(),
+        "mistake".into(),
+    ];
+    cancel.extend(connection(&simulator));
+    let run = cli_owned(cancel).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let cancelled: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(cancelled["status"], "Cancelled");
+    assert_eq!(cancelled["cancellationComment"], "mistake");
+
+    let mut unknown = vec![
+        "cancel".to_owned(),
+        "00000000-0000-4000-8000-000000000000".into(),
+        "--comment".into(),
+        "x".into(),
+    ];
+    unknown.extend(connection(&simulator));
+    let run = cli_owned(unknown).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(run.err.contains("HTTP 404"), "{}", run.err);
+}
+
+#[tokio::test]
+async fn a_tenant_from_a_tenants_file() {
+    let simulator = simulator().await;
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-tenants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tenants.toml");
+    let url = simulator.base_url();
+    std::fs::write(
+        &file,
+        format!(
+            "[[tenant]]\nname = \"lab\"\ncloud = \"custom\"\napi-url = \"{url}\"\n\
+             credential = {{ kind = \"token\", token-env = \"{}\" }}\n",
+            token_env()
+        ),
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend([
+        "--tenants".into(),
+        file.clone(),
+        "--tenant".into(),
+        "lab".into(),
+    ]);
+    let run = cli_owned(args).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    assert_eq!(simulator.requests().len(), 1);
+
+    let mut args = stop(&["--machine-id", MACHINE, "--sha1", SHA1]);
+    args.extend(["--tenants".into(), file, "--tenant".into(), "nobody".into()]);
+    let run = cli_owned(args).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("nobody"), "{}", run.err);
+}
+
+#[tokio::test]
+async fn the_embedded_component_can_be_written_out_for_other_hosts() {
+    let out = std::env::temp_dir().join(format!("defender-{}.wasm", std::process::id()));
+    let run = cli(&["component", "--out", out.to_str().unwrap()]).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let written = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(written, defender_host::COMPONENT);
+    // A component, not a core module: the preamble's layer field is 1.
+    assert_eq!(written[..8], *b"\0asm\x0d\0\x01\0");
+}

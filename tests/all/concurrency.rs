@@ -1,0 +1,116 @@
+//! Many tenants at once through one runtime: 50 tenants × 20 actions with small budgets. Every
+//! action ends with an outcome, no tenant's API sees more calls than its budget, and no token
+//! reaches another tenant's API.
+
+use defender_host::credentials::Secret;
+use defender_host::credentials::StaticToken;
+use defender_host::outbound::ApiOrigin;
+use defender_host::rate_limit::{Budget, RateLimiter};
+use defender_host::{ActionError, Tenant};
+use defender_simulator::Simulator;
+use integration_tests::{COMMENT, SHA1, component};
+use std::sync::Arc;
+
+const TENANTS: usize = 50;
+const ACTIONS: usize = 20;
+/// Fewer calls an hour than actions: the rest must end rate-limited, without being sent.
+const BUDGET: Budget = Budget {
+    per_minute: 100,
+    per_hour: 12,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_tenants_times_twenty_actions() {
+    let mut simulators = Vec::new();
+    let mut tenants = Vec::new();
+    for t in 0..TENANTS {
+        let token = format!("token-of-tenant-{t}");
+        let simulator = Simulator::start(0, Some(&token)).await.unwrap();
+        let mut tenant = Tenant::new(
+            ApiOrigin::parse(&simulator.base_url()).unwrap(),
+            Arc::new(StaticToken::new(Secret::new(token))),
+        );
+        tenant.limiter = Arc::new(RateLimiter::new(BUDGET));
+        tenants.push(tenant);
+        simulators.push(simulator);
+    }
+
+    let mut calls = Vec::new();
+    for (t, tenant) in tenants.iter().enumerate() {
+        for a in 0..ACTIONS {
+            let tenant = tenant.clone();
+            let machine = format!("{t:020x}{a:020x}");
+            calls.push(tokio::spawn(async move {
+                component()
+                    .stop_and_quarantine(&tenant, &machine, SHA1, COMMENT)
+                    .await
+            }));
+        }
+    }
+    let mut created = vec![0usize; TENANTS];
+    for (index, call) in calls.into_iter().enumerate() {
+        let outcome = call
+            .await
+            .unwrap()
+            .expect("every invocation ends with an outcome");
+        match outcome.result {
+            Ok(_) => created[index / ACTIONS] += 1,
+            Err(ActionError::RateLimited(limited)) => assert!(limited.api.is_none()),
+            Err(other) => panic!("unexpected outcome: {other:?}"),
+        }
+    }
+
+    for (t, simulator) in simulators.iter().enumerate() {
+        let requests = simulator.requests();
+        assert_eq!(created[t], BUDGET.per_hour as usize, "tenant {t}");
+        assert_eq!(requests.len(), created[t], "tenant {t} exceeded its budget");
+        let own = format!("Bearer token-of-tenant-{t}");
+        assert!(
+            requests
+                .iter()
+                .all(|r| r.authorization.as_deref() == Some(own.as_str())),
+            "a token crossed into tenant {t}"
+        );
+    }
+}
+
+/// A burst to one host waits for its turns instead of opening a connection per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_one_host_are_capped_and_share_connections() {
+    use defender_simulator::Reply;
+    use std::time::Duration;
+
+    const CALLS: usize = 6;
+    let runtime = Arc::new(
+        defender_host::Runtime::builder()
+            .max_requests_per_host(2)
+            .build(defender_host::COMPONENT)
+            .unwrap(),
+    );
+    let simulator = integration_tests::simulator().await;
+    simulator.script(
+        (0..CALLS).map(|_| Reply::Delayed(Duration::from_millis(200), Box::new(Reply::Create))),
+    );
+    let tenant = integration_tests::tenant(&simulator);
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let (runtime, tenant) = (runtime.clone(), tenant.clone());
+            tokio::spawn(async move {
+                let machine = format!("{i:040x}");
+                runtime
+                    .stop_and_quarantine(&tenant, &machine, SHA1, COMMENT)
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        let outcome = call.await.unwrap().unwrap();
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    }
+    assert_eq!(simulator.requests().len(), CALLS);
+    assert_eq!(
+        simulator.connections(),
+        2,
+        "six concurrent requests to one host went over two connections"
+    );
+}

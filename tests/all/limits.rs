@@ -1,0 +1,103 @@
+//! Each per-call limit stops a hostile component with an error that names it, while a good
+//! tenant's actions go on beside it; waits in the host do not count as CPU.
+
+use crate::guest::{api, beside_a_good_tenant, hostile_limits, limit};
+use defender_host::limits::Limits;
+use defender_host::{ActionError, LimitExceeded, RuntimeError};
+use integration_tests::{MACHINE, SHA1, component, simulator, tenant};
+use std::time::Duration;
+
+#[tokio::test]
+async fn an_endless_loop_is_stopped_by_the_cpu_limit() {
+    let run = beside_a_good_tenant(api, "spin", hostile_limits()).await;
+    assert_eq!(
+        limit(run.result),
+        LimitExceeded::Cpu(Duration::from_millis(300))
+    );
+}
+
+#[tokio::test]
+async fn endless_memory_growth_is_stopped_by_the_memory_limit() {
+    let run = beside_a_good_tenant(api, "grow", hostile_limits()).await;
+    assert_eq!(limit(run.result), LimitExceeded::Memory(8 * 1024 * 1024));
+}
+
+#[tokio::test]
+async fn waiting_for_ever_is_stopped_by_the_wall_clock_not_the_cpu_limit() {
+    let limits = Limits {
+        cpu: Duration::from_millis(100),
+        ..hostile_limits()
+    };
+    let run = beside_a_good_tenant(api, "sleep", limits).await;
+    assert_eq!(
+        limit(run.result),
+        LimitExceeded::WallClock(Duration::from_secs(3))
+    );
+}
+
+#[tokio::test]
+async fn endless_requests_are_stopped_by_the_request_limit() {
+    let run = beside_a_good_tenant(api, "credential,flood", hostile_limits()).await;
+    assert_eq!(limit(run.result), LimitExceeded::Requests(50));
+    assert!(run.hostile.requests().is_empty(), "no request had a permit");
+}
+
+#[tokio::test]
+async fn a_huge_host_call_is_stopped_by_the_host_call_limit() {
+    let run = beside_a_good_tenant(api, "big-call", hostile_limits()).await;
+    assert_eq!(
+        limit(run.result),
+        LimitExceeded::HostcallBytes(Limits::default().hostcall_bytes)
+    );
+}
+
+#[tokio::test]
+async fn hoarding_resources_is_stopped_by_the_resource_limit() {
+    let run = beside_a_good_tenant(api, "hoard", hostile_limits()).await;
+    assert_eq!(
+        limit(run.result),
+        LimitExceeded::Resources(Limits::default().resources)
+    );
+}
+
+#[tokio::test]
+async fn time_waiting_in_the_host_is_not_charged_as_cpu() {
+    let limits = Limits {
+        cpu: Duration::from_millis(100),
+        ..hostile_limits()
+    };
+    let run = beside_a_good_tenant(api, "nap,credential,permit", limits).await;
+    let outcome = run
+        .result
+        .expect("a 0.3 s wait in the host is within a 0.1 s CPU budget");
+    // The probe reports the status it got: the simulator's 201.
+    assert!(
+        matches!(&outcome.result, Err(ActionError::Upstream(api)) if api.status == 201),
+        "{:?}",
+        outcome.result
+    );
+}
+
+#[tokio::test]
+async fn a_response_larger_than_the_limit_ends_the_call() {
+    let simulator = simulator().await;
+    simulator.script([defender_simulator::Reply::Oversized {
+        status: 201,
+        bytes: 64 * 1024,
+    }]);
+    let mut tenant = tenant(&simulator);
+    tenant.limits = Some(Limits {
+        max_response_bytes: 4096,
+        ..Limits::default()
+    });
+    let result = component()
+        .stop_and_quarantine(&tenant, MACHINE, SHA1, "c")
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(RuntimeError::Limit(LimitExceeded::ResponseBytes(4096)))
+        ),
+        "{result:?}"
+    );
+}

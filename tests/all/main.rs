@@ -1,0 +1,15 @@
+//! The integration tests, one binary so the host is compiled and linked once: the real
+//! component in the real host, against the simulator (and a test CA, a CONNECT proxy, the
+//! probe component where the attacker is the guest).
+
+mod cache;
+mod cli;
+mod concurrency;
+mod guest;
+mod lifecycle;
+mod limits;
+mod outbound_policy;
+mod sign_in;
+mod simulator;
+mod stop_and_quarantine;
+mod tenants;

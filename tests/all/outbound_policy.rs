@@ -1,0 +1,123 @@
+//! The host's outbound policy against a hostile component (the probe, which sends exactly the
+//! request it is told to), beside a good tenant. The first test shows the probe gets through
+//! when it follows the rules, so each refusal below is the policy's doing.
+
+use crate::guest::{api, api_of, beside_a_good_tenant, denied, hostile_limits};
+use defender_host::ActionError;
+use defender_simulator::Simulator;
+use integration_tests::{TOKEN, probe, simulator, tenant};
+
+#[tokio::test]
+async fn a_request_that_follows_the_rules_goes_out_with_the_real_token() {
+    let run = beside_a_good_tenant(api, "credential,permit", hostile_limits()).await;
+    let outcome = run.result.expect("the probe completes");
+    let Err(ActionError::Upstream(answer)) = &outcome.result else {
+        panic!("{:?}", outcome.result);
+    };
+    assert_eq!(answer.status, 201);
+    assert!(outcome.denials.is_empty());
+    let requests = run.hostile.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_host_outside_the_allowlist_is_refused() {
+    let elsewhere = simulator().await;
+    let url = api_of(&elsewhere);
+    let run = beside_a_good_tenant(|_, _| url, "credential,permit", hostile_limits()).await;
+    let denials = denied(run.result);
+    assert!(denials[0].contains("outside the allowlist"), "{denials:?}");
+    assert!(elsewhere.requests().is_empty());
+    assert!(run.hostile.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_different_scheme_to_the_same_host_and_port_is_refused() {
+    let https =
+        |hostile: &Simulator, _: &Simulator| api_of(hostile).replacen("http://", "https://", 1);
+    let run = beside_a_good_tenant(https, "credential,permit", hostile_limits()).await;
+    assert!(denied(run.result)[0].contains("outside the allowlist"));
+    assert!(run.hostile.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_private_address_is_refused_before_any_connection() {
+    let private = |_: &Simulator, _: &Simulator| "http://10.0.0.1/api/machines".to_owned();
+    let run = beside_a_good_tenant(private, "credential,permit", hostile_limits()).await;
+    assert!(denied(run.result)[0].contains("http://10.0.0.1"));
+}
+
+#[tokio::test]
+async fn the_sign_in_host_is_refused() {
+    let sign_in = |_: &Simulator, _: &Simulator| {
+        "https://login.microsoftonline.com/common/oauth2/v2.0/token".to_owned()
+    };
+    let run = beside_a_good_tenant(sign_in, "credential,permit", hostile_limits()).await;
+    assert!(denied(run.result)[0].contains("login.microsoftonline.com"));
+}
+
+#[tokio::test]
+async fn another_tenants_api_is_refused_with_this_tenants_credential() {
+    let run = beside_a_good_tenant(
+        |_, good| api_of(good),
+        "credential,permit",
+        hostile_limits(),
+    )
+    .await;
+    denied(run.result);
+    // The good tenant's simulator saw its five requests and nothing from the hostile tenant.
+    assert_eq!(run.good.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn a_call_without_a_permit_is_refused() {
+    let run = beside_a_good_tenant(api, "credential", hostile_limits()).await;
+    assert!(denied(run.result)[0].contains("permit"));
+    assert!(run.hostile.requests().is_empty());
+}
+
+#[tokio::test]
+async fn one_permit_covers_one_request_only() {
+    let simulator = simulator().await;
+    let tenant = tenant(&simulator);
+    let url = api_of(&simulator);
+    // Each invocation has its own store: a permit granted to one is not usable by the next.
+    let first = probe()
+        .stop_and_quarantine(&tenant, &url, "credential,permit", "")
+        .await;
+    assert!(first.expect("the probe completes").denials.is_empty());
+    let second = probe()
+        .stop_and_quarantine(&tenant, &url, "credential", "")
+        .await;
+    assert!(denied(second)[0].contains("permit"));
+    assert_eq!(simulator.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_authorization_of_the_components_own_is_refused() {
+    let run = beside_a_good_tenant(api, "credential,own-auth,permit", hostile_limits()).await;
+    assert!(denied(run.result)[0].contains("sealed credential"));
+    assert!(run.hostile.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_request_without_a_granted_credential_is_refused() {
+    let run = beside_a_good_tenant(api, "permit", hostile_limits()).await;
+    assert!(denied(run.result)[0].contains("credential"));
+    assert!(run.hostile.requests().is_empty());
+}
+
+#[tokio::test]
+async fn the_component_can_only_read_a_worthless_seal() {
+    let run = beside_a_good_tenant(api, "credential,reveal", hostile_limits()).await;
+    let Err(ActionError::Transport(revealed)) = run.result.expect("the probe completes").result
+    else {
+        panic!("expected the revealed value");
+    };
+    assert!(revealed.starts_with("Bearer sealed."), "{revealed}");
+    assert!(!revealed.contains(TOKEN));
+}

@@ -1,0 +1,270 @@
+//! Tenants from a tenants file against the simulator's sign-in and API endpoints: client
+//! secrets and certificates, the token cache, single-flight fetches, expiry and refresh.
+
+use defender_host::credentials::{ClientCertificate, SigningAlgorithm};
+use defender_host::tenants::Tenants;
+use defender_host::{ActionError, Tenant};
+use defender_simulator::{ClientProof, Reply, Simulator};
+use integration_tests::{COMMENT, MACHINE, SHA1, component};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT_ID: &str = "3f1c2a9e-app";
+const SECRET: &str = "client-secret-value-Zq8";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A simulator that accepts only tokens its token endpoint issued.
+async fn directory() -> Simulator {
+    Simulator::start(0, Some("no-static-token-is-accepted"))
+        .await
+        .unwrap()
+}
+
+/// A tenant of the `custom` cloud whose API and sign-in are `simulator`.
+fn tenant(simulator: &Simulator, credential: &str) -> Tenant {
+    let url = simulator.base_url();
+    let text = format!(
+        r#"[[tenant]]
+name = "lab"
+cloud = "custom"
+api-url = "{url}"
+authority = "{url}"
+tenant-id = "{TENANT_ID}"
+scope = "https://api.securitycenter.microsoft.com/.default"
+credential = {credential}
+"#
+    );
+    let tenants = Tenants::parse(&text, &fixtures()).expect("a valid tenants file");
+    tenants.get("lab").unwrap().clone()
+}
+
+/// A tenants-file credential whose secret is in a file of its own (tests run in parallel).
+fn secret_in_file() -> String {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("tenants-secret-{}-{n}", std::process::id()));
+    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+    format!(
+        r#"{{ kind = "client-secret", client-id = "{CLIENT_ID}", secret-file = "{}" }}"#,
+        path.display()
+    )
+}
+
+fn token_requests(simulator: &Simulator) -> Vec<String> {
+    simulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+        .map(|r| String::from_utf8(r.body).unwrap())
+        .collect()
+}
+
+fn api_authorizations(simulator: &Simulator) -> Vec<String> {
+    simulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .map(|r| r.authorization.unwrap_or_default())
+        .collect()
+}
+
+async fn quarantine(tenant: &Tenant) -> Result<defender_host::MachineAction, ActionError> {
+    component()
+        .stop_and_quarantine(tenant, MACHINE, SHA1, COMMENT)
+        .await
+        .expect("the call completes")
+        .result
+}
+
+#[tokio::test]
+async fn a_client_secret_gets_a_token_that_the_api_accepts() {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let tenant = tenant(&simulator, &secret_in_file());
+    quarantine(&tenant).await.expect("the action");
+
+    let forms = token_requests(&simulator);
+    assert_eq!(forms.len(), 1);
+    let fields: Vec<(String, String)> = form_fields(&forms[0]);
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(field("grant_type"), Some("client_credentials"));
+    assert_eq!(field("client_id"), Some(CLIENT_ID));
+    assert_eq!(field("client_secret"), Some(SECRET));
+    assert_eq!(
+        field("scope"),
+        Some("https://api.securitycenter.microsoft.com/.default")
+    );
+    let requests = simulator.requests();
+    assert!(
+        requests[0]
+            .path
+            .starts_with(&format!("/{TENANT_ID}/oauth2/v2.0/token"))
+    );
+    assert!(api_authorizations(&simulator)[0].starts_with("Bearer sim."));
+}
+
+fn form_fields(form: &str) -> Vec<(String, String)> {
+    form.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.replace('+', " ").into_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn a_certificate_signs_an_assertion_the_directory_accepts() {
+    let simulator = directory().await;
+    let certificate = ClientCertificate::from_pem_files(
+        &fixtures().join("client-cert.pem"),
+        &fixtures().join("client-key.pem"),
+        SigningAlgorithm::PS256,
+    )
+    .unwrap();
+    simulator.register_client(
+        TENANT_ID,
+        CLIENT_ID,
+        ClientProof::Certificate {
+            x5t: certificate.thumbprint().to_owned(),
+            x5t_s256: certificate.thumbprint_sha256().to_owned(),
+            public_key: certificate.public_key_der().to_vec(),
+        },
+    );
+    let credential = format!(
+        r#"{{ kind = "client-certificate", client-id = "{CLIENT_ID}", certificate-file = "client-cert.pem", key-file = "client-key.pem" }}"#
+    );
+    let tenant = tenant(&simulator, &credential);
+    quarantine(&tenant).await.expect("the action");
+    let forms = token_requests(&simulator);
+    assert!(forms[0].contains(
+        "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+    ));
+    assert!(!forms[0].contains("client_secret"));
+}
+
+#[tokio::test]
+async fn a_certificate_the_directory_does_not_know_is_refused() {
+    let simulator = directory().await;
+    simulator.register_client(
+        TENANT_ID,
+        CLIENT_ID,
+        ClientProof::Certificate {
+            x5t: "someone-elses-thumbprint".into(),
+            x5t_s256: "someone-elses-thumbprint".into(),
+            public_key: vec![1, 2, 3],
+        },
+    );
+    let credential = format!(
+        r#"{{ kind = "client-certificate", client-id = "{CLIENT_ID}", certificate-file = "client-cert.pem", key-file = "client-key.pem" }}"#
+    );
+    let Err(ActionError::Credentials(message)) = quarantine(&tenant(&simulator, &credential)).await
+    else {
+        panic!("expected a credentials error");
+    };
+    assert!(message.contains("invalid_client"), "{message}");
+    assert!(api_authorizations(&simulator).is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_a_credentials_error_that_does_not_show_it() {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret("another".into()));
+    let Err(ActionError::Credentials(message)) =
+        quarantine(&tenant(&simulator, &secret_in_file())).await
+    else {
+        panic!("expected a credentials error");
+    };
+    assert!(
+        message.contains("401") && message.contains("invalid_client"),
+        "{message}"
+    );
+    assert!(!message.contains(SECRET));
+    assert!(api_authorizations(&simulator).is_empty());
+}
+
+#[tokio::test]
+async fn the_token_is_cached_and_fetched_once_for_concurrent_calls() {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let tenant = tenant(&simulator, &secret_in_file());
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let tenant = tenant.clone();
+            let machine = format!("{i:040x}");
+            tokio::spawn(async move {
+                component()
+                    .stop_and_quarantine(&tenant, &machine, SHA1, COMMENT)
+                    .await
+                    .unwrap()
+                    .result
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .unwrap()
+            .expect("every concurrent call gets its action");
+    }
+    quarantine(&tenant).await.expect("a later call");
+    assert_eq!(token_requests(&simulator).len(), 1);
+    let tokens: std::collections::HashSet<String> =
+        api_authorizations(&simulator).into_iter().collect();
+    assert_eq!(tokens.len(), 1);
+}
+
+#[tokio::test]
+async fn an_expiring_token_is_renewed_before_it_expires() {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    simulator.set_token_lifetime(Duration::from_secs(2));
+    let tenant = tenant(&simulator, &secret_in_file());
+    quarantine(&tenant).await.expect("the first action");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let machine = "ffffffffffffffffffffffffffffffffffffffff";
+    component()
+        .stop_and_quarantine(&tenant, machine, SHA1, COMMENT)
+        .await
+        .unwrap()
+        .result
+        .expect("the second action");
+    assert_eq!(token_requests(&simulator).len(), 2);
+}
+
+#[tokio::test]
+async fn a_401_gets_a_fresh_token() {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    simulator.script([Reply::error(401, "Unauthorized")]);
+    let tenant = tenant(&simulator, &secret_in_file());
+    quarantine(&tenant)
+        .await
+        .expect("the action after a refresh");
+    assert_eq!(token_requests(&simulator).len(), 2);
+    let auth = api_authorizations(&simulator);
+    assert_eq!(auth.len(), 2);
+    assert_ne!(auth[0], auth[1]);
+}
