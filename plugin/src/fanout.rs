@@ -216,6 +216,7 @@ fn report(host: &mut impl Host, machine: &str, action: &MachineAction) {
         machine_id: machine.to_owned(),
         action_id: action.id.clone(),
         status: action.status.clone(),
+        is_final: is_final(&action.status),
     });
 }
 

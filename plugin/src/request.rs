@@ -92,7 +92,7 @@ pub fn stop_and_quarantine(machine: &MachineId, sha1: &Sha1, comment: &Comment) 
     }
 }
 
-/// The body of `cancel`.
+/// The body `POST /api/machineactions/{id}/cancel` takes: `{"Comment": ...}`.
 #[derive(Serialize)]
 struct CancelBody<'a> {
     #[serde(rename = "Comment")]

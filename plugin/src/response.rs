@@ -20,7 +20,7 @@ pub const REQUIRED_PERMISSIONS: &str = "Machine.StopAndQuarantine, and Machine.R
 /// An answer as the transport received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawResponse {
-    /// The HTTP status.
+    /// The HTTP status, which decides the verdict before the body does.
     pub status: u16,
     /// The `Retry-After` header, if any.
     pub retry_after: Option<String>,

@@ -1,7 +1,7 @@
 //! The precompiled-code cache: a second runtime loads what the first compiled; a corrupt or
 //! foreign entry is recompiled and replaced, never trusted.
 
-use defender_host::cache::Source;
+use defender_host::code_cache::Source;
 use defender_host::{COMPONENT, Runtime};
 use integration_tests::{COMMENT, MACHINE, PROBE, SHA1, simulator, tenant};
 use std::path::{Path, PathBuf};

@@ -225,7 +225,7 @@ async fn another_component_can_be_run() {
     assert_eq!(simulator.requests().len(), 1);
 }
 
-const OTHER: &str = "7f1c0a3e5b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e";
+const OTHER: &str = integration_tests::FLEET[1];
 
 fn quarantine_args(simulator: &Simulator, targets: &[&str], extra: &[&str]) -> Vec<String> {
     let mut args = stop(&[targets, extra].concat());

@@ -5,7 +5,7 @@
 use defender_host::credentials::Secret;
 use defender_host::credentials::StaticToken;
 use defender_host::outbound::ApiOrigin;
-use defender_host::rate_limit::{Budget, RateLimiter};
+use defender_host::rate_limit::Budget;
 use defender_host::{ActionError, Tenant};
 use defender_simulator::Simulator;
 use integration_tests::{COMMENT, SHA1, component};
@@ -26,12 +26,13 @@ async fn fifty_tenants_times_twenty_actions() {
     for t in 0..TENANTS {
         let token = format!("token-of-tenant-{t}");
         let simulator = Simulator::start(0, Some(&token)).await.unwrap();
-        let mut tenant = Tenant::new(
-            ApiOrigin::parse(&simulator.base_url()).unwrap(),
-            Arc::new(StaticToken::new(Secret::new(token))),
+        tenants.push(
+            Tenant::new(
+                ApiOrigin::parse(&simulator.base_url()).unwrap(),
+                Arc::new(StaticToken::new(Secret::new(token))),
+            )
+            .with_budget(BUDGET),
         );
-        tenant.limiter = Arc::new(RateLimiter::new(BUDGET));
-        tenants.push(tenant);
         simulators.push(simulator);
     }
 

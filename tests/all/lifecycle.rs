@@ -10,8 +10,8 @@ use defender_simulator::{Progression, Reply, Simulator};
 use integration_tests::{COMMENT, MACHINE, SHA1, component, simulator, tenant};
 use std::sync::{Arc, Mutex};
 
-const OTHER: &str = "7f1c0a3e5b2d4c6e8f9a0b1c2d3e4f5a6b7c8d9e";
-const THIRD: &str = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9";
+const OTHER: &str = integration_tests::FLEET[1];
+const THIRD: &str = integration_tests::FLEET[2];
 const FOURTH: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn request(targets: Targets, wait: Option<Wait>) -> QuarantineRequest {

@@ -1,10 +1,10 @@
 //! Each per-call limit stops a hostile component with an error that names it, while a good
 //! tenant's actions go on beside it; waits in the host do not count as CPU.
 
-use crate::guest::{api, beside_a_good_tenant, hostile_limits, limit};
+use crate::hostile_probe::{api, beside_a_good_tenant, hostile_limits, limit};
 use defender_host::limits::Limits;
-use defender_host::{ActionError, LimitExceeded, RuntimeError};
-use integration_tests::{MACHINE, SHA1, component, simulator, tenant};
+use defender_host::{ActionError, LimitExceeded, Runtime, RuntimeError};
+use integration_tests::{MACHINE, PROBE, SHA1, component, simulator, tenant};
 use std::time::Duration;
 
 #[tokio::test]
@@ -26,13 +26,34 @@ async fn endless_memory_growth_is_stopped_by_the_memory_limit() {
 async fn waiting_for_ever_is_stopped_by_the_wall_clock_not_the_cpu_limit() {
     let limits = Limits {
         cpu: Duration::from_millis(100),
+        wall_clock: Duration::from_millis(800),
         ..hostile_limits()
     };
     let run = beside_a_good_tenant(api, "sleep", limits).await;
     assert_eq!(
         limit(run.result),
-        LimitExceeded::WallClock(Duration::from_secs(3))
+        LimitExceeded::WallClock(Duration::from_millis(800))
     );
+}
+
+#[tokio::test]
+async fn a_tenant_without_limits_of_its_own_gets_the_runtimes() {
+    let cpu = Duration::from_millis(200);
+    let runtime = Runtime::new(
+        PROBE,
+        Limits {
+            cpu,
+            ..Limits::default()
+        },
+    )
+    .expect("the probe loads");
+    let simulator = simulator().await;
+    let tenant = tenant(&simulator);
+    assert_eq!(tenant.limits, None);
+    let result = runtime
+        .stop_and_quarantine(&tenant, "http://127.0.0.1:9/", "spin", "")
+        .await;
+    assert_eq!(limit(result), LimitExceeded::Cpu(cpu));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 mod cache;
 mod cli;
 mod concurrency;
-mod guest;
+mod hostile_probe;
 mod lifecycle;
 mod limits;
 mod outbound_policy;

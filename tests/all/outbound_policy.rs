@@ -2,7 +2,7 @@
 //! request it is told to), beside a good tenant. The first test shows the probe gets through
 //! when it follows the rules, so each refusal below is the policy's doing.
 
-use crate::guest::{api, api_of, beside_a_good_tenant, denied, hostile_limits};
+use crate::hostile_probe::{api, api_of, beside_a_good_tenant, denied, hostile_limits};
 use defender_host::ActionError;
 use defender_simulator::Simulator;
 use integration_tests::{TOKEN, probe, simulator, tenant};

@@ -7,12 +7,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use defender_host::credentials::{ClientCertificate, SigningAlgorithm};
-use defender_host::tenants::Tenants;
+use defender_host::tenants::TenantsFile;
 use defender_host::{ActionError, Tenant};
 use defender_simulator::{ClientProof, ManagedIdentities, RecordedRequest, Simulator};
 use integration_tests::proxy::ConnectProxy;
 use integration_tests::tls::{Leaf, TestCa};
-use integration_tests::{COMMENT, MACHINE, SHA1, component};
+use integration_tests::{COMMENT, MACHINE, SCOPE, SHA1, TENANT_ID, component, lab_tenants_file};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -20,11 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT_ID: &str = "3f1c2a9e-5b7d-4e0f-9a1b-2c3d4e5f6a7b";
 const SECRET: &str = "client-secret-value-Zq8";
 const IDENTITY_HEADER: &str = "identity-header-secret-77";
-const SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
 const RESOURCE_QUERY: &str =
     "api-version=2019-08-01&resource=https%3A%2F%2Fapi.securitycenter.microsoft.com";
 const K8S_ISSUER: &str = "https://oidc.aks.test.example/7f1c/";
@@ -187,13 +185,9 @@ fn credential(simulator: &Simulator, dir: &Path, kind: Kind) -> String {
 
 /// A `custom`-cloud tenant whose API and sign-in are `simulator`, with `extra` settings.
 fn tenant(simulator: &Simulator, dir: &Path, credential: &str, extra: &str) -> Tenant {
-    let url = simulator.base_url();
-    let text = format!(
-        "[[tenant]]\nname = \"lab\"\ncloud = \"custom\"\napi-url = \"{url}\"\nauthority = \"{url}\"\n\
-         tenant-id = \"{TENANT_ID}\"\nscope = \"{SCOPE}\"\n{extra}\ncredential = {credential}\n"
-    );
+    let text = lab_tenants_file(&simulator.base_url(), extra, credential);
     write_private(dir, "tenants.toml", &text);
-    let tenants = Tenants::load(&dir.join("tenants.toml")).expect("a valid tenants file");
+    let tenants = TenantsFile::load(&dir.join("tenants.toml")).expect("a valid tenants file");
     tenants.get("lab").expect("the tenant").clone()
 }
 
@@ -562,7 +556,7 @@ async fn a_proxy_that_wants_credentials_gets_them_and_they_are_never_shown() {
         std::fs::Permissions::from_mode(0o644),
     )
     .expect("chmod");
-    let error = Tenants::load(&dir.join("tenants.toml"))
+    let error = TenantsFile::load(&dir.join("tenants.toml"))
         .err()
         .expect("refused");
     assert!(

@@ -2,14 +2,13 @@
 //! secrets and certificates, the token cache, single-flight fetches, expiry and refresh.
 
 use defender_host::credentials::{ClientCertificate, SigningAlgorithm};
-use defender_host::tenants::Tenants;
+use defender_host::tenants::TenantsFile;
 use defender_host::{ActionError, Tenant};
 use defender_simulator::{ClientProof, Reply, Simulator};
-use integration_tests::{COMMENT, MACHINE, SHA1, component};
+use integration_tests::{COMMENT, MACHINE, SHA1, TENANT_ID, component, lab_tenants_file};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const CLIENT_ID: &str = "3f1c2a9e-app";
 const SECRET: &str = "client-secret-value-Zq8";
 
@@ -26,19 +25,8 @@ async fn directory() -> Simulator {
 
 /// A tenant of the `custom` cloud whose API and sign-in are `simulator`.
 fn tenant(simulator: &Simulator, credential: &str) -> Tenant {
-    let url = simulator.base_url();
-    let text = format!(
-        r#"[[tenant]]
-name = "lab"
-cloud = "custom"
-api-url = "{url}"
-authority = "{url}"
-tenant-id = "{TENANT_ID}"
-scope = "https://api.securitycenter.microsoft.com/.default"
-credential = {credential}
-"#
-    );
-    let tenants = Tenants::parse(&text, &fixtures()).expect("a valid tenants file");
+    let text = lab_tenants_file(&simulator.base_url(), "", credential);
+    let tenants = TenantsFile::parse(&text, &fixtures()).expect("a valid tenants file");
     tenants.get("lab").unwrap().clone()
 }
 

@@ -7,14 +7,28 @@ pub mod tls;
 use defender_host::credentials::{CredentialError, Secret, StaticToken, TokenFuture, TokenSource};
 use defender_host::limits::Limits;
 use defender_host::outbound::ApiOrigin;
-use defender_host::rate_limit::{Budget, RateLimiter};
+use defender_host::rate_limit::Budget;
 use defender_host::transport::HttpClient;
 use defender_host::{COMPONENT, Runtime, Tenant};
 use defender_simulator::Simulator;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-pub use defender_simulator::example::{COMMENT, MACHINE, SHA1};
+pub use defender_simulator::example::{COMMENT, FLEET, MACHINE, SHA1};
+
+/// The directory (tenant) ID of the test tenants that sign in.
+pub const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// The scope they ask for.
+pub const SCOPE: &str = "https://api.securitycenter.microsoft.com/.default";
+
+/// The text of a tenants file with one `custom`-cloud tenant, `lab`, whose API and sign-in are
+/// the server at `url`, with `extra` settings and the `credential` table.
+pub fn lab_tenants_file(url: &str, extra: &str, credential: &str) -> String {
+    format!(
+        "[[tenant]]\nname = \"lab\"\ncloud = \"custom\"\napi-url = \"{url}\"\nauthority = \"{url}\"\n\
+         tenant-id = \"{TENANT_ID}\"\nscope = \"{SCOPE}\"\n{extra}\ncredential = {credential}\n"
+    )
+}
 
 /// The token the test tenants hold; tests check it never leaks.
 pub const TOKEN: &str = "eyJ0eXAi.secret-test-token.Zx9";
@@ -52,12 +66,11 @@ pub fn tenant(simulator: &Simulator) -> Tenant {
 
 /// A tenant whose API is `simulator`, with the given token source and budget.
 pub fn tenant_with(simulator: &Simulator, tokens: Arc<dyn TokenSource>, budget: Budget) -> Tenant {
-    let mut tenant = Tenant::new(
+    Tenant::new(
         ApiOrigin::parse(&simulator.base_url()).expect("a loopback URL"),
         tokens,
-    );
-    tenant.limiter = Arc::new(RateLimiter::new(budget));
-    tenant
+    )
+    .with_budget(budget)
 }
 
 /// Hands out `stale` first and [`TOKEN`] once asked to refresh, like an expired cached token.

@@ -5,18 +5,17 @@ use anyhow::{Context, Result};
 use clap::Args;
 use defender_host::credentials::StoredToken;
 use defender_host::outbound::ApiOrigin;
-use defender_host::tenants::Tenants;
-use defender_host::{COMPONENT, Runtime, Tenant, cache};
+use defender_host::tenants::{Cloud, TenantsFile};
+use defender_host::{COMPONENT, Runtime, Tenant};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const DEFAULT_API_URL: &str = "https://api.security.microsoft.com";
-
 #[derive(Args)]
 pub struct Connection {
-    /// The tenant's API base URL; http is accepted only for 127.0.0.1, [::1] and localhost.
-    #[arg(long, default_value = DEFAULT_API_URL)]
-    api_url: String,
+    /// The tenant's API base URL (default: the commercial cloud's); http is accepted only for
+    /// 127.0.0.1, [::1] and localhost.
+    #[arg(long)]
+    api_url: Option<String>,
     /// The environment variable that holds the bearer token.
     #[arg(long, default_value = "MDE_TOKEN")]
     token_env: String,
@@ -39,12 +38,17 @@ impl Connection {
     /// or tenants file on stderr.
     pub fn open(self, console: &mut Console<'_>) -> Result<Option<(Runtime, Tenant)>> {
         let tenant = match (&self.tenants, &self.tenant) {
-            (Some(path), Some(name)) => Tenants::load(path)
+            (Some(path), Some(name)) => TenantsFile::load(path)
                 .and_then(|t| t.get(name).cloned())
                 .map_err(|error| format!("invalid --tenants: {error}")),
-            _ => ApiOrigin::parse(&self.api_url)
-                .map(|origin| Tenant::new(origin, Arc::new(StoredToken::env(&self.token_env))))
-                .map_err(|error| format!("invalid --api-url: {error}")),
+            _ => ApiOrigin::parse(
+                self.api_url
+                    .as_deref()
+                    .or(Cloud::Commercial.api_base())
+                    .unwrap_or_default(),
+            )
+            .map(|origin| Tenant::new(origin, Arc::new(StoredToken::env(&self.token_env))))
+            .map_err(|error| format!("invalid --api-url: {error}")),
         };
         let tenant = match tenant {
             Ok(tenant) => tenant,
@@ -67,8 +71,21 @@ pub fn load(component: Option<&Path>, cache_dir: Option<PathBuf>) -> Result<Runt
         None => COMPONENT.to_vec(),
     };
     let mut builder = Runtime::builder();
-    if let Some(dir) = cache_dir.or_else(cache::default_dir) {
+    if let Some(dir) = cache_dir.or_else(default_cache_dir) {
         builder = builder.cache_dir(dir);
     }
     Ok(builder.build(&bytes)?)
+}
+
+/// Where the cache lives by default: `$XDG_CACHE_HOME/host-harness`, else
+/// `$HOME/.cache/host-harness`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_CACHE_HOME")
+        .or_else(|| from("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("host-harness"))
 }

@@ -48,12 +48,12 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
         Command::Status {
             action_id,
             connection,
-        } => commands::action::status(&action_id, connection, console).await,
+        } => commands::status::status(&action_id, connection, console).await,
         Command::Cancel {
             action_id,
             comment,
             connection,
-        } => commands::action::cancel(&action_id, &comment, connection, console).await,
+        } => commands::status::cancel(&action_id, &comment, connection, console).await,
         Command::Simulate(args) => commands::simulate::run(args, console).await,
         Command::Demo { cache_dir } => commands::demo::run(cache_dir, console).await,
         Command::Bench(args) => commands::bench::run(args, console).await,

@@ -7,18 +7,18 @@
 //! [`tenants`] reads a tenants file; [`limits`] bounds each invocation.
 #![deny(missing_docs)]
 
-mod action;
 mod bindings;
-mod config_file;
 pub mod credentials;
 pub mod escape;
 mod hex;
 pub mod limits;
 pub mod outbound;
+mod private_file;
 pub mod rate_limit;
 mod runtime;
 pub mod tenants;
 pub mod transport;
+mod wit_types;
 
 pub use bindings::defender::endpoint::progress::Update as ProgressUpdate;
 pub use bindings::defender::endpoint::types::{
@@ -29,7 +29,9 @@ pub use bindings::exports::defender::endpoint::actions::{
     File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
 };
 pub use limits::{LimitExceeded, Limits};
-pub use runtime::{Outcome, ProgressSink, Runtime, RuntimeBuilder, RuntimeError, cache};
+pub use runtime::{
+    DEFAULT_MAX_IN_FLIGHT, Outcome, ProgressSink, Runtime, RuntimeBuilder, RuntimeError, code_cache,
+};
 pub use tenants::Tenant;
 
 /// The release build of the component, built and embedded by this crate's build script.

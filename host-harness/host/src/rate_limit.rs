@@ -28,14 +28,14 @@ impl Default for Budget {
 }
 
 /// A source of time, so tests can drive the limiter by hand.
-pub trait Clock: Send + Sync {
+pub(crate) trait Clock: Send + Sync {
     /// Time elapsed since an arbitrary fixed start.
     fn now(&self) -> Duration;
 }
 
 /// The real monotonic clock.
 #[derive(Debug)]
-pub struct MonotonicClock(Instant);
+pub(crate) struct MonotonicClock(Instant);
 
 impl Default for MonotonicClock {
     fn default() -> Self {
@@ -71,7 +71,7 @@ impl RateLimiter {
     }
 
     /// A limiter with `budget` on the given clock.
-    pub fn with_clock(budget: Budget, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn with_clock(budget: Budget, clock: Arc<dyn Clock>) -> Self {
         Self {
             budget,
             clock,

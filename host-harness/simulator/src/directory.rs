@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// How an application registered in the simulated directory proves itself.
 #[derive(Debug, Clone)]
 pub enum ClientProof {
-    /// A client secret.
+    /// A client secret, compared as Entra compares it: exactly.
     Secret(String),
     /// A certificate: its thumbprints (base64url SHA-1 `x5t` and SHA-256 `x5t#S256`) and its
     /// RSA public key (DER `RSAPublicKey`).

@@ -6,7 +6,7 @@
 //! host they do not serve, with an HTML page, not the API's JSON error. Over HTTP/2 the host is
 //! the `:authority` pseudo-header (RFC 9113 §8.3.1), which must then be present.
 
-use super::reply;
+use super::answers;
 use bytes::Bytes;
 use http::{Response, Version, header};
 use http_body_util::Full;
@@ -16,7 +16,7 @@ const INVALID_HOSTNAME: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//E
 
 /// The front door's answer to a request it refuses.
 pub fn refusal() -> Response<Full<Bytes>> {
-    reply::response(
+    answers::response(
         400,
         "text/html; charset=us-ascii",
         INVALID_HOSTNAME.to_owned(),

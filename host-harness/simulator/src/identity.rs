@@ -9,8 +9,8 @@
 //!   `X-IDENTITY-HEADER` must be the platform's secret; `expires_on` (seconds since the epoch,
 //!   as a string) says when the token expires.
 
+use super::answers;
 use super::directory::Directory;
-use super::reply;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
@@ -122,10 +122,10 @@ pub fn token(
             "client_id": client_id,
         }),
     };
-    reply::json_response(200, &body.to_string())
+    answers::json_response(200, &body.to_string())
 }
 
 fn error(status: u16, code: &str, description: &str) -> Response<Full<Bytes>> {
     let body = json!({"error": code, "error_description": description});
-    reply::json_response(status, &body.to_string())
+    answers::json_response(status, &body.to_string())
 }

@@ -10,20 +10,20 @@
 //! managed-identity endpoints. Over TLS it offers HTTP/2 and HTTP/1.1 by ALPN. It records
 //! every request it receives.
 
-mod action;
+mod answers;
+mod api_state;
 mod directory;
 pub mod example;
 mod front_door;
 mod identity;
 mod jwt;
-mod reply;
+mod machine_action;
 mod routes;
 mod sign_in;
-mod state;
 
+pub use answers::Reply;
+pub use api_state::Progression;
 pub use directory::{ClientProof, ManagedIdentities};
-pub use reply::Reply;
-pub use state::Progression;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -101,7 +101,7 @@ struct Shared {
     base_url: String,
     port: u16,
     accepted_token: Option<String>,
-    api: Mutex<state::ApiState>,
+    api: Mutex<api_state::ApiState>,
     directory: Mutex<directory::Directory>,
     requests: Mutex<Vec<RecordedRequest>>,
     watchers: Mutex<Vec<mpsc::UnboundedSender<Exchange>>>,
@@ -109,7 +109,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn api(&self) -> MutexGuard<'_, state::ApiState> {
+    fn api(&self) -> MutexGuard<'_, api_state::ApiState> {
         lock(&self.api)
     }
 
@@ -188,7 +188,7 @@ fn shown_body(request: &RecordedRequest) -> String {
 pub struct TlsIdentity {
     /// The server's certificate, then any intermediates.
     pub certificate_chain_pem: Vec<u8>,
-    /// Its private key.
+    /// The server certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub private_key_pem: Vec<u8>,
 }
 

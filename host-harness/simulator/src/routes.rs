@@ -1,7 +1,7 @@
 //! Which endpoint a request is for, and the API's answer to it.
 
-use super::reply::{self, Reply};
-use super::{RecordedRequest, Shared, action, front_door, identity, lock, sign_in};
+use super::answers::{self, Reply};
+use super::{RecordedRequest, Shared, front_door, identity, lock, machine_action, sign_in};
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -33,7 +33,7 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
         Err(_) => {
-            return Ok(reply::api_error(
+            return Ok(answers::api_error(
                 413,
                 "RequestEntityTooLarge",
                 "Body too large",
@@ -109,7 +109,7 @@ async fn route(shared: &Shared, parts: &http::request::Parts, request: &Recorded
         (&Method::POST, ["api", "machineactions", id, "cancel"]) => Ok(cancel(shared, id, request)),
         (&Method::GET, ["api", "machineactions"]) => Ok(list(shared, query)),
         (&Method::GET, ["api", "files", sha1, "machines"]) => Ok(machines_of(shared, sha1)),
-        _ => Ok(reply::api_error(
+        _ => Ok(answers::api_error(
             404,
             "ResourceNotFound",
             "Resource not found",
@@ -137,9 +137,9 @@ async fn create_route(shared: &Shared, machine: &str, request: &RecordedRequest)
                 status,
                 code,
                 message,
-            } => reply::api_error(status, &code, &message),
+            } => answers::api_error(status, &code, &message),
             Reply::Throttle { retry_after_secs } => {
-                let mut response = reply::api_error(
+                let mut response = answers::api_error(
                     429,
                     "TooManyRequests",
                     "Rate limit is exceeded. Try again later.",
@@ -153,10 +153,10 @@ async fn create_route(shared: &Shared, machine: &str, request: &RecordedRequest)
                 status,
                 content_type,
                 body,
-            } => reply::response(status, &content_type, body),
+            } => answers::response(status, &content_type, body),
             Reply::Oversized { status, bytes } => {
                 let filler = "x".repeat(bytes.saturating_sub(16));
-                reply::json_response(status, &format!("{{\"id\":\"{filler}\"}}"))
+                answers::json_response(status, &format!("{{\"id\":\"{filler}\"}}"))
             }
             Reply::Delayed(wait, inner) => {
                 tokio::time::sleep(wait).await;
@@ -182,7 +182,7 @@ fn authorized(shared: &Shared, request: &RecordedRequest) -> bool {
 }
 
 fn unauthorized() -> Response<Full<Bytes>> {
-    reply::api_error(
+    answers::api_error(
         401,
         "Unauthorized",
         "Authorization has been denied for this request.",
@@ -199,10 +199,10 @@ fn create(shared: &Shared, machine_id: &str, request: &RecordedRequest) -> Respo
     }
     if !is_hex40(machine_id) {
         let message = format!("Machine {machine_id} was not found");
-        return reply::api_error(404, "ResourceNotFound", &message);
+        return answers::api_error(404, "ResourceNotFound", &message);
     }
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
-        return reply::api_error(
+        return answers::api_error(
             400,
             "InvalidRequestBody",
             "Request body is not a JSON object",
@@ -211,32 +211,32 @@ fn create(shared: &Shared, machine_id: &str, request: &RecordedRequest) -> Respo
     let member = |name: &str| body.get(name).and_then(Value::as_str);
     let (Some(comment), Some(sha1)) = (member("Comment"), member("Sha1")) else {
         let message = "Comment and Sha1 are required";
-        return reply::api_error(400, "MissingRequiredParameter", message);
+        return answers::api_error(400, "MissingRequiredParameter", message);
     };
     if body.len() != 2 {
         let message = "Unexpected members in request body";
-        return reply::api_error(400, "InvalidRequestBody", message);
+        return answers::api_error(400, "InvalidRequestBody", message);
     }
     if !is_hex40(sha1) {
         let message = format!("Hash value {sha1} is not a valid SHA-1");
-        return reply::api_error(400, "InvalidHashValue", &message);
+        return answers::api_error(400, "InvalidHashValue", &message);
     }
     if comment.trim().is_empty() {
-        return reply::api_error(400, "InvalidInput", "Comment must not be empty");
+        return answers::api_error(400, "InvalidInput", "Comment must not be empty");
     }
     let mut api = shared.api();
     if api.has_pending(machine_id) {
         let message = "Action is already in progress";
-        return reply::api_error(400, "ActiveRequestAlreadyExists", message);
+        return answers::api_error(400, "ActiveRequestAlreadyExists", message);
     }
-    let created = action::stop_and_quarantine(machine_id, sha1, comment, super::REQUESTOR);
+    let created = machine_action::stop_and_quarantine(machine_id, sha1, comment, super::REQUESTOR);
     api.add(created.clone());
-    reply::json_response(201, &created.to_string())
+    answers::json_response(201, &created.to_string())
 }
 
 fn poll(shared: &Shared, id: &str) -> Response<Full<Bytes>> {
     match shared.api().poll(id) {
-        Some(action) => reply::json_response(200, &action.to_string()),
+        Some(action) => answers::json_response(200, &action.to_string()),
         None => not_found_action(id),
     }
 }
@@ -247,14 +247,14 @@ fn cancel(shared: &Shared, id: &str, request: &RecordedRequest) -> Response<Full
     }
     let body = serde_json::from_slice::<Value>(&request.body).unwrap_or_default();
     let Some(comment) = body.get("Comment").and_then(Value::as_str) else {
-        return reply::api_error(400, "MissingRequiredParameter", "Comment is required");
+        return answers::api_error(400, "MissingRequiredParameter", "Comment is required");
     };
     match shared.api().cancel(id, comment) {
-        Ok(action) => reply::json_response(200, &action.to_string()),
+        Ok(action) => answers::json_response(200, &action.to_string()),
         Err(None) => not_found_action(id),
         Err(Some(status)) => {
             let message = format!("Action {id} is already {status} and cannot be cancelled");
-            reply::api_error(400, "BadRequest", &message)
+            answers::api_error(400, "BadRequest", &message)
         }
     }
 }
@@ -273,11 +273,11 @@ fn list(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
         });
         match parsed {
             Some(term) => terms.push(term),
-            None => return reply::api_error(400, "ODataError", "Invalid $filter"),
+            None => return answers::api_error(400, "ODataError", "Invalid $filter"),
         }
     }
     let value = shared.api().list(&terms);
-    reply::json_response(200, &json!({ "value": value }).to_string())
+    answers::json_response(200, &json!({ "value": value }).to_string())
 }
 
 /// The devices that have seen a file; for a file never seen, "If the file doesn't exist, an empty
@@ -293,11 +293,11 @@ fn machines_of(shared: &Shared, sha1: &str) -> Response<Full<Bytes>> {
         .iter()
         .map(|id| json!({"id": id, "computerDnsName": format!("desktop-{}.contoso.local", &id[..id.len().min(8)])}))
         .collect();
-    reply::json_response(200, &json!({ "value": value }).to_string())
+    answers::json_response(200, &json!({ "value": value }).to_string())
 }
 
 fn not_found_action(id: &str) -> Response<Full<Bytes>> {
-    reply::api_error(
+    answers::api_error(
         404,
         "ResourceNotFound",
         &format!("Machine action {id} was not found"),
@@ -323,7 +323,7 @@ fn json_content(request: &RecordedRequest) -> bool {
 
 fn unsupported_media_type() -> Response<Full<Bytes>> {
     let message = "Content-Type must be application/json";
-    reply::api_error(415, "UnsupportedMediaType", message)
+    answers::api_error(415, "UnsupportedMediaType", message)
 }
 
 fn is_hex40(value: &str) -> bool {

@@ -20,9 +20,9 @@
 //! Errors carry Entra's shape: `error`, `error_description` starting with an `AADSTS` code,
 //! `error_codes`, `timestamp`, `trace_id`, `correlation_id`.
 
+use super::answers;
 use super::directory::{ClientProof, Directory};
 use super::jwt::Jwt;
-use super::reply;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
@@ -173,7 +173,7 @@ pub fn token(
         "ext_expires_in": lifetime,
         "access_token": token,
     });
-    reply::json_response(200, &body.to_string())
+    answers::json_response(200, &body.to_string())
 }
 
 type Refusal = Option<(u32, &'static str)>;
@@ -336,9 +336,9 @@ fn missing(parameter: &str) -> Response<Full<Bytes>> {
 
 /// An error in Entra's shape.
 fn error(status: u16, code: &str, aadsts: u32, description: &str) -> Response<Full<Bytes>> {
-    let trace = reply::correlation_id();
-    let correlation = reply::correlation_id();
-    let timestamp = super::state::now();
+    let trace = answers::correlation_id();
+    let correlation = answers::correlation_id();
+    let timestamp = super::api_state::now();
     let body = json!({
         "error": code,
         "error_description": format!(
@@ -350,7 +350,7 @@ fn error(status: u16, code: &str, aadsts: u32, description: &str) -> Response<Fu
         "trace_id": trace,
         "correlation_id": correlation,
     });
-    reply::json_response(status, &body.to_string())
+    answers::json_response(status, &body.to_string())
 }
 
 #[cfg(test)]

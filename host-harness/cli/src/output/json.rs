@@ -62,7 +62,7 @@ pub fn outcomes_json(outcomes: &[MachineOutcome]) -> Value {
 pub fn error_json(error: &ActionError) -> Value {
     let api = error.api();
     let mut members = Map::new();
-    members.insert("kind".into(), json!(kind(error)));
+    members.insert("kind".into(), json!(error.kind()));
     members.insert("message".into(), json!(error_line(error)));
     if let Some(api) = api {
         members.insert("status".into(), json!(api.status));
@@ -73,21 +73,6 @@ pub fn error_json(error: &ActionError) -> Value {
         members.insert("retryAfterMs".into(), json!(r.retry_after_ms));
     }
     Value::Object(members)
-}
-
-/// The WIT name of an error's case.
-fn kind(error: &ActionError) -> &'static str {
-    match error {
-        ActionError::InvalidInput(_) => "invalid-input",
-        ActionError::Unauthorized(_) => "unauthorized",
-        ActionError::Forbidden(_) => "forbidden",
-        ActionError::NotFound(_) => "not-found",
-        ActionError::AlreadyPending(_) => "already-pending",
-        ActionError::RateLimited(_) => "rate-limited",
-        ActionError::Upstream(_) => "upstream",
-        ActionError::Transport(_) => "transport",
-        ActionError::Credentials(_) => "credentials",
-    }
 }
 
 /// One line describing the error, for stderr.

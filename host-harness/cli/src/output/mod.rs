@@ -29,12 +29,14 @@ pub fn print(outcome: Outcome<MachineAction>, console: &mut Console<'_>) -> Resu
     }
 }
 
+/// Prints one action as the API's JSON on stdout; exit 0.
 pub fn print_action(action: &MachineAction, console: &mut Console<'_>) -> Result<ExitCode> {
     let value = json::action_json(action);
     writeln!(console.out, "{}", serde_json::to_string_pretty(&value)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints an error as one line on stderr; exit 2 for invalid input (nothing was sent), else 1.
 pub fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<ExitCode> {
     writeln!(console.err, "error: {}", json::error_line(error))?;
     Ok(match error {

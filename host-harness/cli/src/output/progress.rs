@@ -1,14 +1,14 @@
 //! `--wait` progress on stderr: a one-line bar redrawn in place on a terminal, plain lines
 //! otherwise (logs, CI, pipes).
 
-use defender_host::{ActionStatus, ProgressUpdate};
+use defender_host::ProgressUpdate;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-/// What has been seen of each device's action.
+/// Whether each device's action is final, as last seen.
 pub struct ProgressView {
     terminal: bool,
-    statuses: BTreeMap<String, ActionStatus>,
+    statuses: BTreeMap<String, bool>,
 }
 
 const BAR_WIDTH: usize = 30;
@@ -34,9 +34,9 @@ impl ProgressView {
             );
         }
         self.statuses
-            .insert(update.machine_id.clone(), update.status.clone());
+            .insert(update.machine_id.clone(), update.is_final);
         let total = self.statuses.len();
-        let done = self.statuses.values().filter(|s| s.is_final()).count();
+        let done = self.statuses.values().filter(|&&is_final| is_final).count();
         let filled = BAR_WIDTH * done / total.max(1);
         write!(
             out,

@@ -69,7 +69,7 @@ impl ClientCertificate {
         algorithm: SigningAlgorithm,
     ) -> Result<Self, CredentialError> {
         let read = |path: &Path| {
-            crate::config_file::read(path, MAX_CREDENTIAL_FILE_BYTES).map_err(CredentialError)
+            crate::private_file::read(path, MAX_CREDENTIAL_FILE_BYTES).map_err(CredentialError)
         };
         let (certificate_pem, key_pem) = (read(certificate)?, read(key)?);
         Self::from_pem(&certificate_pem, &key_pem, algorithm).map_err(|error| {

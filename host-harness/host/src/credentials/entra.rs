@@ -2,8 +2,8 @@
 //! itself with a client secret, a certificate's signed assertion, or a federated token (a
 //! Kubernetes service account's, for workload identity).
 
-use super::answer::{MAX_ANSWER_BYTES, SignIn};
 use super::certificate::ClientCertificate;
+use super::sign_in::{MAX_ANSWER_BYTES, SignIn};
 use super::{CredentialError, Fetch, FetchFuture, Fresh, Secret, SecretSource};
 use crate::transport::HttpClient;
 use bytes::Bytes;

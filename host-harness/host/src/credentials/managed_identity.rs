@@ -2,7 +2,7 @@
 //! from the Instance Metadata Service (virtual machines, AKS nodes) or from App Service's and
 //! Functions' local identity endpoint.
 
-use super::answer::{MAX_ANSWER_BYTES, SignIn};
+use super::sign_in::{MAX_ANSWER_BYTES, SignIn};
 use super::{CredentialError, Fetch, FetchFuture, Fresh, SecretSource};
 use crate::transport::HttpClient;
 use bytes::Bytes;

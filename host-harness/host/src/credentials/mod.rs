@@ -5,18 +5,18 @@
 //! ([`ClientCredentials`], [`ManagedIdentity`]) and kept in a [`CachedTokens`]. Every fetch goes
 //! through the runtime's one HTTP client, the same one as the API traffic.
 
-mod answer;
-mod cache;
 mod certificate;
 mod entra;
 mod managed_identity;
 mod secret;
+mod sign_in;
+mod token_cache;
 
-pub use cache::{CachedTokens, Fetch, FetchFuture, Fresh};
 pub use certificate::{CertificateError, ClientCertificate, SigningAlgorithm};
 pub use entra::{ClientAuth, ClientCredentials};
 pub use managed_identity::{IMDS_URL, IdentityEndpoint, ManagedIdentity};
 pub use secret::Secret;
+pub use token_cache::{CachedTokens, Fetch, FetchFuture, Fresh};
 
 use crate::transport::HttpClient;
 use std::future::Future;
@@ -48,7 +48,7 @@ pub trait TokenSource: Send + Sync {
 /// Where a secret is kept outside the host's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
-    /// An environment variable.
+    /// An environment variable, by name (read when the secret is needed).
     Env(String),
     /// A file that only its owner can write; surrounding white space is ignored.
     File(PathBuf),
@@ -68,7 +68,7 @@ impl SecretSource {
                 )
             }
             SecretSource::File(path) => {
-                let bytes = crate::config_file::read(path, MAX_CREDENTIAL_FILE_BYTES)
+                let bytes = crate::private_file::read(path, MAX_CREDENTIAL_FILE_BYTES)
                     .map_err(CredentialError)?;
                 let text = std::str::from_utf8(&bytes).ok().map(Secret::new);
                 let shown = crate::escape::escape(&path.display().to_string());

@@ -3,7 +3,7 @@
 
 use crate::bindings::{Defender, DefenderPre};
 use crate::limits::Limits;
-use crate::runtime::cache::{self, Source};
+use crate::runtime::code_cache::{self, Source};
 use crate::runtime::invocation::Invocation;
 use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, Runtime, RuntimeError};
 use crate::transport::{
@@ -93,7 +93,7 @@ impl RuntimeBuilder {
         let pool = ConnectionPool::new(self.network.clone(), self.max_requests_per_host);
         let engine = Engine::new(&self.config()).map_err(RuntimeError::Load)?;
         let (component, source) = match &self.cache_dir {
-            Some(dir) => cache::load(&engine, component, dir),
+            Some(dir) => code_cache::load(&engine, component, dir),
             None => Component::new(&engine, component).map(|c| (c, Source::Compiled)),
         }
         .map_err(RuntimeError::Load)?;

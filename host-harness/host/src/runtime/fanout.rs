@@ -2,7 +2,8 @@
 //! each device gets an invocation of its own, run concurrently (the runtime's in-flight limit
 //! bounds how many at once), and the outcomes come back in input order. A device whose
 //! invocation the host had to stop gets an error outcome of its own, so none goes unreported.
-//! `everywhere` is one invocation: only the component lists the devices.
+//! `everywhere` is one invocation (only the component lists the devices), its wall clock sized
+//! from the component's own device cap; so is a single device.
 
 use super::{Outcome, ProgressSink, Runtime, RuntimeError};
 use crate::ActionError;
@@ -28,6 +29,10 @@ impl Runtime {
         request: QuarantineRequest,
         progress: Option<ProgressSink>,
     ) -> Result<Outcome<Vec<MachineOutcome>>, RuntimeError> {
+        if matches!(&request.targets, Targets::Machines(ids) if ids.len() <= 1) {
+            // One device: the component checks it in the one invocation that carries it out.
+            return self.in_one_invocation(tenant, request, 1, progress).await;
+        }
         let prepared = self.prepare(tenant, request.clone()).await?;
         let Prepared {
             machine_ids,

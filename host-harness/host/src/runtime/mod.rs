@@ -1,7 +1,7 @@
 //! Compiling the component once and running each call in a fresh, limited store.
 
 mod builder;
-pub mod cache;
+pub mod code_cache;
 mod fanout;
 mod invocation;
 
@@ -15,7 +15,7 @@ use crate::limits::Limits;
 use crate::tenants::Tenant;
 use crate::transport::{ConnectionPool, HttpClient, NetworkError, Timeouts};
 use crate::{ActionError, MachineAction};
-use cache::Source;
+use code_cache::Source;
 use invocation::Invocation;
 use std::future::Future;
 use std::pin::Pin;
@@ -44,8 +44,8 @@ pub enum RuntimeError {
     /// The component trapped or could not be instantiated.
     #[error("the component failed: {0:#}")]
     Trap(wasmtime::Error),
-    /// The tenant's network settings could not be put to use.
-    #[error("the tenant's network settings: {0}")]
+    /// A network setting (the runtime's or the tenant's proxy and roots) could not be put to use.
+    #[error("the network settings: {0}")]
     Network(#[from] NetworkError),
 }
 

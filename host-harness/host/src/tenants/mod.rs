@@ -6,7 +6,7 @@ mod cloud;
 mod file;
 
 pub use cloud::Cloud;
-pub use file::{ConfigError, Tenants};
+pub use file::{ConfigError, TenantsFile};
 
 use crate::credentials::TokenSource;
 use crate::limits::Limits;
@@ -44,5 +44,11 @@ impl Tenant {
             limits: None,
             network: Network::default(),
         }
+    }
+
+    /// The same tenant with a limiter of its own for `budget`.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.limiter = Arc::new(RateLimiter::new(budget));
+        self
     }
 }

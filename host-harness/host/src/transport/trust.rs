@@ -43,7 +43,7 @@ impl TrustedRoots {
     /// The file must be a regular file that no other user can write: whoever can write it
     /// decides whom the host trusts.
     pub fn from_pem_file(path: &Path) -> Result<Self, TrustError> {
-        let pem = crate::config_file::read(path, MAX_CA_FILE_BYTES).map_err(TrustError::Read)?;
+        let pem = crate::private_file::read(path, MAX_CA_FILE_BYTES).map_err(TrustError::Read)?;
         Self::from_pem(&pem).map_err(|reason| TrustError::NoCertificate {
             path: path.to_owned(),
             reason,

@@ -1,31 +1,40 @@
 use super::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use defender_host::credentials::{ClientCertificate, SigningAlgorithm};
 use http_body_util::BodyExt;
-use ring::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair};
-use rustls_pki_types::PrivateKeyDer;
+use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, SHA256, digest};
+use ring::signature::{KeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair};
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 
 const CERTIFICATE: &[u8] = include_bytes!("../../../../tests/fixtures/client-cert.pem");
 const KEY: &[u8] = include_bytes!("../../../../tests/fixtures/client-key.pem");
 const URL: &str = "https://login.test/t1/oauth2/v2.0/token";
 
-fn certificate() -> ClientCertificate {
-    ClientCertificate::from_pem(CERTIFICATE, KEY, SigningAlgorithm::PS256).unwrap()
+/// The fixture's key pair (the tests sign with it as the application would).
+fn key_pair() -> RsaKeyPair {
+    let Ok(PrivateKeyDer::Pkcs8(der)) = PrivateKeyDer::from_pem_slice(KEY) else {
+        panic!("a PKCS#8 key");
+    };
+    RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap()
+}
+
+/// The fixture certificate's thumbprint under `algorithm`, base64url, as `x5t`/`x5t#S256`.
+fn thumbprint(algorithm: &'static ring::digest::Algorithm) -> String {
+    let der = CertificateDer::from_pem_slice(CERTIFICATE).unwrap();
+    URL_SAFE_NO_PAD.encode(digest(algorithm, &der))
 }
 
 fn directory() -> Directory {
-    let certificate = certificate();
     let mut directory = Directory::default();
     directory.register(
         "t1",
         "app-1",
         ClientProof::Certificate {
-            x5t: certificate.thumbprint().into(),
-            x5t_s256: certificate.thumbprint_sha256().into(),
-            public_key: certificate.public_key_der().to_vec(),
+            x5t: thumbprint(&SHA1_FOR_LEGACY_USE_ONLY),
+            x5t_s256: thumbprint(&SHA256),
+            public_key: key_pair().public_key().as_ref().to_vec(),
         },
     );
     directory
@@ -33,10 +42,7 @@ fn directory() -> Directory {
 
 /// A JWT with this header and these claims, signed by the fixture key.
 fn sign(header: Value, claims: Value) -> String {
-    let Ok(PrivateKeyDer::Pkcs8(der)) = PrivateKeyDer::from_pem_slice(KEY) else {
-        panic!("a PKCS#8 key");
-    };
-    let pair = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+    let pair = key_pair();
     let encoding: &'static dyn RsaEncoding = if header["alg"] == "RS256" {
         &RSA_PKCS1_SHA256
     } else {
@@ -64,7 +70,7 @@ fn good_claims() -> Value {
 }
 
 fn good_header() -> Value {
-    json!({"alg": "PS256", "typ": "JWT", "x5t#S256": certificate().thumbprint_sha256()})
+    json!({"alg": "PS256", "typ": "JWT", "x5t#S256": thumbprint(&SHA256)})
 }
 
 /// The status and AADSTS code of the endpoint's answer to `assertion`.
@@ -102,21 +108,16 @@ fn futures_body(response: Response<Full<Bytes>>) -> Value {
 }
 
 #[test]
-fn the_hosts_own_assertions_are_accepted_in_both_algorithms() {
-    for algorithm in [SigningAlgorithm::PS256, SigningAlgorithm::RS256] {
-        let certificate = ClientCertificate::from_pem(CERTIFICATE, KEY, algorithm).unwrap();
-        let assertion = certificate.assertion("app-1", URL).unwrap();
-        assert_eq!(
-            answer(&mut directory(), assertion.expose()).0,
-            200,
-            "{algorithm:?}"
-        );
-    }
+fn assertions_as_the_certificate_page_documents_them_are_accepted_in_both_algorithms() {
+    let ps256 = sign(good_header(), good_claims());
+    assert_eq!(answer(&mut directory(), &ps256).0, 200);
+    let rs256 = json!({"alg": "RS256", "typ": "JWT", "x5t": thumbprint(&SHA1_FOR_LEGACY_USE_ONLY)});
+    assert_eq!(answer(&mut directory(), &sign(rs256, good_claims())).0, 200);
 }
 
 #[test]
 fn every_documented_claim_and_header_is_checked() {
-    let thumbprint = certificate().thumbprint_sha256().to_owned();
+    let thumbprint = thumbprint(&SHA256).to_owned();
     let with = |key: &str, value: Value| {
         let mut claims = good_claims();
         claims[key] = value;

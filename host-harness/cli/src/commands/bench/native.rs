@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use bytes::Bytes;
 use defender_host::credentials::{Secret, StaticToken};
 use defender_host::outbound::ApiOrigin;
-use defender_host::rate_limit::{Budget, RateLimiter};
+use defender_host::rate_limit::Budget;
 use defender_host::transport::HttpClient;
 use defender_host::{Runtime, Tenant};
 use serde_json::{Value, json};
@@ -15,16 +15,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The most of an answer the native client reads.
-const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+const MAX_BENCH_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// The tenant the component path runs as: no rate limit, a fixed token.
 pub fn bench_tenant(base: &str, token: Secret) -> Result<Tenant> {
-    let mut tenant = Tenant::new(ApiOrigin::parse(base)?, Arc::new(StaticToken::new(token)));
-    tenant.limiter = Arc::new(RateLimiter::new(Budget {
+    let unlimited = Budget {
         per_minute: u32::MAX,
         per_hour: u32::MAX,
-    }));
-    Ok(tenant)
+    };
+    Ok(
+        Tenant::new(ApiOrigin::parse(base)?, Arc::new(StaticToken::new(token)))
+            .with_budget(unlimited),
+    )
 }
 
 /// A new device ID for every call, prefixed by one random to this run, so a server that lives
@@ -84,7 +86,10 @@ impl Native {
         .header("authorization", &*self.authorization)
         .header("content-type", "application/json")
         .body(Bytes::from(body))?;
-        let reply = self.client.exchange(request, MAX_ANSWER_BYTES).await?;
+        let reply = self
+            .client
+            .exchange(request, MAX_BENCH_ANSWER_BYTES)
+            .await?;
         let status = reply.status.as_u16();
         let action: Value = serde_json::from_slice(&reply.body)?;
         let parsed = (

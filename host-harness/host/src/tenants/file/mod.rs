@@ -3,14 +3,14 @@
 //! Everything is checked when the file is loaded, before anything is sent: unknown keys, files
 //! that cannot be read or that other users can write, proxies and CA files that cannot be used.
 
-mod config;
-mod credential;
+mod credential_table;
 mod parse_error;
+mod tenant_table;
 
 use crate::tenants::Tenant;
 use crate::transport::Proxy;
-use config::TenantsFile;
 use std::path::{Path, PathBuf};
+use tenant_table::FileTables;
 use thiserror::Error;
 
 /// The largest tenants file read.
@@ -40,7 +40,7 @@ pub enum ConfigError {
     Invalid {
         /// The tenants file.
         path: PathBuf,
-        /// The tenant's name.
+        /// The tenant's `name` in the file, escaped.
         tenant: String,
         /// The setting at fault.
         setting: &'static str,
@@ -53,11 +53,11 @@ pub enum ConfigError {
 }
 
 /// The tenants of a file, resolved.
-pub struct Tenants {
+pub struct TenantsFile {
     tenants: Vec<(String, Tenant)>,
 }
 
-impl Tenants {
+impl TenantsFile {
     /// Reads and resolves a tenants file; relative paths in it are relative to the file.
     /// The file must be a regular file that no other user can write (it decides where tokens
     /// go and whom the host trusts).
@@ -66,7 +66,7 @@ impl Tenants {
             path: path.to_owned(),
             reason,
         };
-        let bytes = crate::config_file::read(path, MAX_FILE_BYTES).map_err(read)?;
+        let bytes = crate::private_file::read(path, MAX_FILE_BYTES).map_err(read)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| read("not UTF-8 text".into()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let tenants = Self::parse(text, base).map_err(|error| error.in_file(path))?;
@@ -85,7 +85,7 @@ impl Tenants {
 
     /// Parses and resolves the text of a tenants file.
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let file: TenantsFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let file: FileTables = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::new(),
             message: parse_error::describe(&e, text),
         })?;

@@ -47,7 +47,7 @@ memory-mib = 8
 fn clouds_give_the_api_origin_budget_limits_and_proxy() {
     let dir = scratch("clouds");
     write(&dir, "agency.secret", "s3cret\n", 0o600);
-    let tenants = Tenants::parse(COMMERCIAL_AND_GCC_HIGH, &dir).unwrap();
+    let tenants = TenantsFile::parse(COMMERCIAL_AND_GCC_HIGH, &dir).unwrap();
     let contoso = tenants.get("contoso").unwrap();
     assert_eq!(
         contoso.origin.base_url(),
@@ -95,7 +95,7 @@ tenant-id = "lab"
 scope = "https://api.securitycenter.microsoft.com/.default"
 credential = { kind = "client-secret", client-id = "c", secret-env = "S" }
 "#;
-    let tenants = Tenants::parse(text, Path::new(".")).unwrap();
+    let tenants = TenantsFile::parse(text, Path::new(".")).unwrap();
     assert_eq!(
         tenants.get("lab").unwrap().origin.base_url(),
         "http://127.0.0.1:8080"
@@ -134,7 +134,7 @@ fn error_of(text: &str) -> String {
 }
 
 fn error_in(text: &str, base: &Path) -> String {
-    match Tenants::parse(text, base) {
+    match TenantsFile::parse(text, base) {
         Err(error) => error.to_string(),
         Ok(_) => panic!("expected an error for {text}"),
     }
@@ -263,7 +263,7 @@ fn a_proxy_or_ca_file_that_cannot_be_used_is_refused() {
         "{ca}"
     );
     assert!(ca.contains("no PEM certificate"), "{ca}");
-    let none = Tenants::parse(&with("proxy = \"none\""), &dir).unwrap();
+    let none = TenantsFile::parse(&with("proxy = \"none\""), &dir).unwrap();
     assert_eq!(none.get("x").unwrap().network.proxy, Some(Proxy::Disabled));
 }
 
@@ -281,14 +281,14 @@ fn managed_identities_take_imds_or_a_local_or_https_endpoint() {
         format!("[[tenant]]\nname = \"vm\"\ncloud = \"commercial\"\ncredential = {credential}\n")
     };
     assert!(
-        Tenants::parse(
+        TenantsFile::parse(
             &with(r#"{ kind = "managed-identity", source = "imds" }"#),
             Path::new(".")
         )
         .is_ok()
     );
     assert!(
-        Tenants::parse(
+        TenantsFile::parse(
             &with(r#"{ kind = "managed-identity", source = "imds", client-id = "u-1", endpoint = "http://127.0.0.1:9/metadata/identity/oauth2/token" }"#),
             Path::new(".")
         )
@@ -319,7 +319,7 @@ fn workload_identity_needs_a_readable_token_file() {
             "[[tenant]]\nname = \"k8s\"\ncloud = \"commercial\"\ntenant-id = \"t\"\ncredential = {{ kind = \"workload-identity\", client-id = \"c\", token-file = \"{file}\" }}\n"
         )
     };
-    assert!(Tenants::parse(&with("token.jwt"), &dir).is_ok());
+    assert!(TenantsFile::parse(&with("token.jwt"), &dir).is_ok());
     let missing = error_in(&with("gone.jwt"), &dir);
     assert!(
         missing.contains("credential.token-file") && missing.contains("gone.jwt"),

@@ -29,7 +29,7 @@ pub enum Reply {
     Raw {
         /// HTTP status.
         status: u16,
-        /// The `Content-Type`.
+        /// The `Content-Type` to send, which need not match the body.
         content_type: String,
         /// The body, verbatim.
         body: String,
@@ -64,7 +64,7 @@ pub fn correlation_id() -> String {
     let mut bytes = [0u8; 16];
     // Predictable IDs are harmless here: they only label simulated errors.
     let _ = getrandom::fill(&mut bytes);
-    super::action::guid(&bytes)
+    super::machine_action::guid(&bytes)
 }
 
 /// Builds an error response in the API's shape.

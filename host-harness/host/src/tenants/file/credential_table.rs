@@ -1,7 +1,7 @@
 //! `[tenant.credential]`: which kind of credential a tenant uses, checked and turned into its
 //! [`TokenSource`].
 
-use super::config::TenantConfig;
+use super::tenant_table::TenantConfig;
 use super::{ConfigError, invalid};
 use crate::credentials::{
     CachedTokens, CertificateError, ClientAuth, ClientCertificate, ClientCredentials, IMDS_URL,
@@ -209,7 +209,7 @@ impl CredentialConfig {
                     .as_ref()
                     .map_or(certificate.clone(), |k| base.join(k));
                 let read = |path: &Path, setting| {
-                    crate::config_file::read(path, 64 * 1024)
+                    crate::private_file::read(path, 64 * 1024)
                         .map_err(|why| invalid(name, setting, why))
                 };
                 let certificate_pem = read(&certificate, "credential.certificate-file")?;

@@ -20,7 +20,7 @@ const SHORTEST_KEPT: Duration = Duration::from_secs(1);
 /// A token just issued, and how long its issuer says it lasts.
 #[derive(Debug)]
 pub struct Fresh {
-    /// The bearer token.
+    /// The token to put after `Bearer ` (never printed).
     pub token: Secret,
     /// Its lifetime from now.
     pub lifetime: Duration,

@@ -1,24 +1,23 @@
 //! The file's tables as written, and how one `[[tenant]]` table becomes a [`Tenant`].
 
-use super::credential::CredentialConfig;
+use super::credential_table::CredentialConfig;
 use super::invalid;
 use crate::limits::Limits;
 use crate::outbound::ApiOrigin;
-use crate::rate_limit::{Budget, RateLimiter};
+use crate::rate_limit::Budget;
 use crate::tenants::Cloud;
 use crate::tenants::Tenant;
 use crate::transport::{Network, Proxy, TrustedRoots};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::ConfigError;
 
-/// The whole file: `[[tenant]]` tables.
+/// The whole file as written: its `[[tenant]]` tables.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct TenantsFile {
+pub(super) struct FileTables {
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<TenantConfig>,
 }
@@ -108,13 +107,10 @@ impl TenantConfig {
             per_minute: b.per_minute,
             per_hour: b.per_hour,
         });
-        Ok(Tenant {
-            origin,
-            tokens,
-            limiter: Arc::new(RateLimiter::new(budget)),
-            limits: self.limits.as_ref().map(LimitsConfig::apply),
-            network,
-        })
+        let mut tenant = Tenant::new(origin, tokens).with_budget(budget);
+        tenant.limits = self.limits.as_ref().map(LimitsConfig::apply);
+        tenant.network = network;
+        Ok(tenant)
     }
 
     fn network(&self, base: &Path) -> Result<Network, ConfigError> {

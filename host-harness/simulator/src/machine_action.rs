@@ -7,7 +7,7 @@ pub fn stop_and_quarantine(machine_id: &str, sha1: &str, comment: &str, requesto
     let mut id = [0u8; 16];
     // Predictable action IDs would only make the simulator less realistic, not unsafe.
     let _ = getrandom::fill(&mut id);
-    let now = super::state::now();
+    let now = super::api_state::now();
     json!({
         "@odata.context": "https://api.security.microsoft.com/api/$metadata#MachineActions/$entity",
         "id": guid(&id),

@@ -1,7 +1,7 @@
 //! What the simulated tenant holds: its actions and how they progress, the devices that have seen
 //! each file, and the answers scripted by a test.
 
-use super::reply::Reply;
+use super::answers::Reply;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::time::SystemTime;

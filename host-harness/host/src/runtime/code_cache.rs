@@ -10,24 +10,11 @@
 use crate::hex::hex;
 use ring::digest::{SHA256, digest};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 const DIGEST_LEN: usize = 32;
-
-/// Where the cache lives by default: `$XDG_CACHE_HOME/host-harness`, else
-/// `$HOME/.cache/host-harness`.
-pub fn default_dir() -> Option<PathBuf> {
-    let from = |var: &str| {
-        std::env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    from("XDG_CACHE_HOME")
-        .or_else(|| from("HOME").map(|home| home.join(".cache")))
-        .map(|dir| dir.join("host-harness"))
-}
 
 /// How a component was made ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +26,11 @@ pub enum Source {
 }
 
 /// Loads `bytes` as a component for `engine` through the cache in `dir`.
-pub fn load(engine: &Engine, bytes: &[u8], dir: &Path) -> wasmtime::Result<(Component, Source)> {
+pub(crate) fn load(
+    engine: &Engine,
+    bytes: &[u8],
+    dir: &Path,
+) -> wasmtime::Result<(Component, Source)> {
     let path = dir.join(entry_name(engine, bytes));
     if let Some(component) = read(engine, &path) {
         return Ok((component, Source::Cache));

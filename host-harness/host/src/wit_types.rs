@@ -1,0 +1,79 @@
+//! What the host adds to the contract's types, for showing them: the API's spelling of a status,
+//! the API error an action error carries, and the WIT name of an error's case. (Which statuses
+//! are final is the component's to say: it tells the host in each progress update.)
+
+use crate::{ActionError, ActionStatus, ApiError};
+
+impl ActionStatus {
+    /// The status as the API spells it.
+    pub fn as_api_str(&self) -> &str {
+        match self {
+            Self::Pending => "Pending",
+            Self::InProgress => "InProgress",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::TimeOut => "TimeOut",
+            Self::Cancelled => "Cancelled",
+            Self::Other(other) => other,
+        }
+    }
+}
+
+impl ActionError {
+    /// The API's status, `error.code`, `message` and correlation ID, when the API answered.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Self::Unauthorized(api)
+            | Self::NotFound(api)
+            | Self::AlreadyPending(api)
+            | Self::Upstream(api) => Some(api),
+            Self::Forbidden(forbidden) => Some(&forbidden.api),
+            Self::RateLimited(limited) => limited.api.as_ref(),
+            Self::InvalidInput(_) | Self::Transport(_) | Self::Credentials(_) => None,
+        }
+    }
+
+    /// The WIT name of the error's case, e.g. `not-found`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidInput(_) => "invalid-input",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::AlreadyPending(_) => "already-pending",
+            Self::RateLimited(_) => "rate-limited",
+            Self::Upstream(_) => "upstream",
+            Self::Transport(_) => "transport",
+            Self::Credentials(_) => "credentials",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_spelled_as_the_api_spells_them() {
+        assert_eq!(ActionStatus::InProgress.as_api_str(), "InProgress");
+        assert_eq!(ActionStatus::TimeOut.as_api_str(), "TimeOut");
+        assert_eq!(ActionStatus::Other("Queued".into()).as_api_str(), "Queued");
+    }
+
+    #[test]
+    fn an_error_names_its_case_and_carries_the_apis_fields_when_the_api_answered() {
+        let api = ApiError {
+            status: 404,
+            code: Some("ResourceNotFound".into()),
+            message: None,
+            target: Some("43f4".into()),
+        };
+        let not_found = ActionError::NotFound(api.clone());
+        assert_eq!(
+            (not_found.kind(), not_found.api()),
+            ("not-found", Some(&api))
+        );
+        let transport = ActionError::Transport("connection-refused".into());
+        assert_eq!((transport.kind(), transport.api()), ("transport", None));
+    }
+}
