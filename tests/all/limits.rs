@@ -122,3 +122,41 @@ async fn a_response_larger_than_the_limit_ends_the_call() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn a_loop_in_wasm_is_stopped_at_the_wall_clock_even_with_cpu_to_spare() {
+    let limits = Limits {
+        cpu: Duration::from_secs(60),
+        wall_clock: Duration::from_millis(800),
+        ..hostile_limits()
+    };
+    let run = beside_a_good_tenant(api, "spin", limits).await;
+    assert_eq!(
+        limit(run.result),
+        LimitExceeded::WallClock(Duration::from_millis(800))
+    );
+}
+
+#[tokio::test]
+async fn a_loop_of_synchronous_host_calls_is_charged_as_cpu() {
+    for steps in ["random-flood", "progress-flood"] {
+        let run = beside_a_good_tenant(api, steps, hostile_limits()).await;
+        assert_eq!(
+            limit(run.result),
+            LimitExceeded::Cpu(Duration::from_millis(300)),
+            "{steps}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn asking_for_more_randomness_than_the_component_needs_ends_the_call() {
+    let run = beside_a_good_tenant(api, "random-4k", hostile_limits()).await;
+    let Err(RuntimeError::Trap(error)) = run.result else {
+        panic!("expected a trap, got {:?}", run.result);
+    };
+    assert!(
+        format!("{error:#}").contains("exceeds limit 1024"),
+        "{error:#}"
+    );
+}

@@ -12,6 +12,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Progress updates held for stderr at most.
+const PROGRESS_BACKLOG: usize = 1024;
+
 /// Carries the request out and prints what became of each device.
 pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<ExitCode> {
     let single = args.machine_ids.len() == 1;
@@ -25,10 +28,11 @@ pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<Exit
     let Some((runtime, tenant)) = args.connection.open(console)? else {
         return Ok(ExitCode::from(INVALID));
     };
-    let (sender, mut updates) = mpsc::unbounded_channel::<ProgressUpdate>();
+    let (sender, mut updates) = mpsc::channel::<ProgressUpdate>(PROGRESS_BACKLOG);
     let sink = Arc::new(move |update: &ProgressUpdate| {
-        // The receiver only goes away once the call is over.
-        let _ = sender.send(update.clone());
+        // Full (stderr is slower than the updates) or closed (the call is over): the update is
+        // dropped; the final outcome is printed anyway.
+        let _ = sender.try_send(update.clone());
     });
     let show_progress = request.wait.is_some();
     let mut view = ProgressView::new(console.err_is_terminal);

@@ -7,10 +7,15 @@ use crate::outbound::Outbound;
 use crate::tenants::Tenant;
 use crate::transport::HttpClient;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// The most random bytes one `wasi:random` call may ask for: the component asks for eight at a
+/// time; the default (64 MiB) would let a guest make the host fill 64 MiB per call.
+const MAX_RANDOM_BYTES: u64 = 1024;
 
 /// Where a call's progress updates go.
 pub type ProgressSink = Arc<dyn Fn(&progress::Update) + Send + Sync>;
@@ -23,9 +28,12 @@ pub struct Invocation {
     pub(crate) outbound: Outbound,
     pub(crate) memory: MemoryQuota,
     pub(crate) cpu: CpuMeter,
+    /// How many times the invocation's future has been polled (see [`CpuMeter`]).
+    pub(crate) polls: Arc<AtomicU64>,
     tenant: Tenant,
     client: HttpClient,
     progress: Option<ProgressSink>,
+    progress_gate: ProgressGate,
 }
 
 impl Invocation {
@@ -36,8 +44,9 @@ impl Invocation {
         client: HttpClient,
         progress: Option<ProgressSink>,
     ) -> Self {
+        let polls = Arc::new(AtomicU64::new(0));
         Self {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder().max_random_size(MAX_RANDOM_BYTES).build(),
             http: WasiHttpCtx::new(),
             table: {
                 let mut table = ResourceTable::new();
@@ -46,10 +55,12 @@ impl Invocation {
             },
             outbound: Outbound::new(client.clone(), tenant.origin.clone(), limits),
             memory: MemoryQuota::new(limits),
-            cpu: CpuMeter::new(limits.cpu),
+            cpu: CpuMeter::new(limits.cpu, polls.clone()),
+            polls,
             tenant,
             client,
             progress,
+            progress_gate: ProgressGate::new(),
         }
     }
 }
@@ -114,9 +125,48 @@ impl rate_limit::Host for Invocation {
 
 impl progress::Host for Invocation {
     async fn report(&mut self, update: progress::Update) {
-        if let Some(sink) = &self.progress {
+        let Some(sink) = &self.progress else {
+            return;
+        };
+        if self.progress_gate.admits(&update) {
             sink(&update);
         }
+    }
+}
+
+/// The most bytes of an ID in a progress update: the API's are 40 (devices) and 36 (actions).
+const MAX_PROGRESS_ID_BYTES: usize = 256;
+/// The most progress updates handed to the sink in a second: a poll round of the component
+/// reports each device once, and rounds are seconds apart.
+const MAX_PROGRESS_PER_SECOND: u32 = 1000;
+
+/// Which progress updates reach the sink: those with IDs of a sane size, at a bounded rate.
+/// The rest are dropped, so a guest cannot flood the embedder's sink.
+pub(crate) struct ProgressGate {
+    window: Instant,
+    in_window: u32,
+}
+
+impl ProgressGate {
+    fn new() -> Self {
+        Self {
+            window: Instant::now(),
+            in_window: 0,
+        }
+    }
+
+    fn admits(&mut self, update: &progress::Update) -> bool {
+        if update.machine_id.len() > MAX_PROGRESS_ID_BYTES
+            || update.action_id.len() > MAX_PROGRESS_ID_BYTES
+        {
+            return false;
+        }
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.in_window = 0;
+        }
+        self.in_window = self.in_window.saturating_add(1);
+        self.in_window <= MAX_PROGRESS_PER_SECOND
     }
 }
 

@@ -20,7 +20,7 @@ use invocation::Invocation;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::Semaphore;
@@ -249,9 +249,14 @@ impl Runtime {
         // The semaphore is never closed, so acquiring only waits.
         let _turn = self.shared.in_flight.acquire().await.ok();
         let mut store = self.store(tenant, progress)?;
-        let invocation = async {
-            let instance = self.shared.pre.instantiate_async(&mut store).await?;
-            call(&instance, &mut store).await
+        store.data_mut().cpu.set_deadline(wall_clock);
+        let polls = store.data().polls.clone();
+        let invocation = Counted {
+            polls,
+            inner: Box::pin(async {
+                let instance = self.shared.pre.instantiate_async(&mut store).await?;
+                call(&instance, &mut store).await
+            }),
         };
         let result = match tokio::time::timeout(wall_clock, invocation).await {
             Ok(Ok(result)) => result,
@@ -284,18 +289,22 @@ impl Runtime {
         store.call_hook(|mut ctx, hook| {
             let cpu = &mut ctx.data_mut().cpu;
             match hook {
-                CallHook::CallingWasm | CallHook::ReturningFromHost => cpu.enter_guest(),
-                CallHook::CallingHost | CallHook::ReturningFromWasm => cpu.leave_guest(),
+                CallHook::CallingWasm => cpu.enter_guest(),
+                CallHook::ReturningFromWasm => cpu.leave_guest(),
+                CallHook::CallingHost => cpu.enter_host(),
+                CallHook::ReturningFromHost => cpu.leave_host()?,
             }
             Ok(())
         });
         store.set_epoch_deadline(1);
+        // Checked every tick of guest execution; yielding lets the executor run its timers (the
+        // wall clock) and other tasks between ticks.
         store.epoch_deadline_callback(|ctx| {
             ctx.data().cpu.check()?;
             if let Some(limit) = ctx.data().outbound.tripped() {
                 return Err(limit.into());
             }
-            Ok(UpdateDeadline::Continue(1))
+            Ok(UpdateDeadline::Yield(1))
         });
         Ok(store)
     }
@@ -304,6 +313,25 @@ impl Runtime {
 impl Drop for Shared {
     fn drop(&mut self) {
         self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A future that counts its polls, so the CPU meter can tell a host call that returned within
+/// one poll (synchronous host work) from one that yielded (a wait).
+struct Counted<F> {
+    polls: Arc<AtomicU64>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        self.inner.as_mut().poll(cx)
     }
 }
 

@@ -1,22 +1,16 @@
 //! A test component with the product's world that sends one request exactly as told, so the
 //! tests can check what the host's outbound policy lets through.
 //!
-//! `stop-and-quarantine(url, steps, _)`: `steps` is a comma-separated list of `credential`
-//! (ask the host for a grant and send its sealed `Authorization`), `permit` (ask for a rate-limit
-//! permit), `own-auth` (send an `Authorization` of its own instead), `reveal` (return the
-//! `Authorization` value it was granted instead of sending), `nap` (wait 0.3 s in the host), and
-//! the misbehaviours `sleep` (wait a minute in the host), `grow` (allocate without end), `spin`
-//! (loop forever), `flood` (send requests without end), `big-call` (pass 2 MiB to the host in
-//! one call) and `hoard` (create resources without end). The answer is always an
-//! error: `upstream` with the HTTP status when a response came back, `transport` with the
-//! wasi-http error code when none did.
+//! `stop-and-quarantine(url, steps, _)`: `steps` is a comma-separated list; README.md beside
+//! this crate lists them. The answer is always an error: `upstream` with the HTTP status when a
+//! response came back, `transport` with the wasi-http error code when none did.
 
 mod bindings {
     wit_bindgen::generate!({ path: "../../../wit", world: "defender" });
 }
 
-use bindings::defender::endpoint::types::{ActionError, ApiError, MachineAction};
-use bindings::defender::endpoint::{credentials, rate_limit};
+use bindings::defender::endpoint::types::{ActionError, ActionStatus, ApiError, MachineAction};
+use bindings::defender::endpoint::{credentials, progress, rate_limit};
 use bindings::exports::defender::endpoint::actions::{MachineOutcome, Prepared, QuarantineRequest};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
@@ -41,6 +35,15 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         if steps.contains(&"own-auth") {
             authorization = Some("Bearer a-token-of-my-own".into());
         }
+        if steps.contains(&"refresh-loop") {
+            for _ in 0..50 {
+                let grant = credentials::get(true).map_err(ActionError::Credentials)?;
+                authorization = Some(grant.authorization);
+            }
+        }
+        if steps.contains(&"throttle") {
+            rate_limit::throttled(u64::MAX);
+        }
         if steps.contains(&"permit")
             && let rate_limit::Permit::Denied(ms) = rate_limit::acquire()
         {
@@ -55,6 +58,25 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         if steps.contains(&"big-call") {
             let big = vec![b'a'; 2 * 1024 * 1024];
             let _ = Fields::from_list(&[("x-big".to_string(), big)]);
+        }
+        if steps.contains(&"random-4k") {
+            std::hint::black_box(wasip2::random::random::get_random_bytes(4096));
+        }
+        if steps.contains(&"random-flood") {
+            loop {
+                std::hint::black_box(wasip2::random::random::get_random_bytes(1024));
+            }
+        }
+        if steps.contains(&"progress-flood") {
+            let long = "a".repeat(64 * 1024);
+            loop {
+                progress::report(&progress::Update {
+                    machine_id: long.clone(),
+                    action_id: long.clone(),
+                    status: ActionStatus::Pending,
+                    is_final: false,
+                });
+            }
         }
         if steps.contains(&"hoard") {
             let mut hoard = Vec::new();
@@ -77,10 +99,15 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         }
         if steps.contains(&"flood") {
             loop {
-                let _ = send(&url, authorization.clone());
+                let _ = send(&url, &Method::Post, authorization.clone(), false);
             }
         }
-        Err(send(&url, authorization))
+        let method = if steps.contains(&"get") {
+            Method::Get
+        } else {
+            Method::Post
+        };
+        Err(send(&url, &method, authorization, steps.contains(&"hold")))
     }
 
     fn quarantine(_: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
@@ -105,7 +132,9 @@ fn unsupported() -> ActionError {
     ActionError::Transport("the probe only implements stop-and-quarantine".into())
 }
 
-fn send(url: &str, authorization: Option<String>) -> ActionError {
+/// Sends one request; with `hold`, keeps the response without reading its body and waits a
+/// minute (what a guest that never reads its answers does to the host's turns).
+fn send(url: &str, method: &Method, authorization: Option<String>, hold: bool) -> ActionError {
     let (scheme, rest) = match url.split_once("://") {
         Some(("https", rest)) => (Scheme::Https, rest),
         Some((_, rest)) => (Scheme::Http, rest),
@@ -120,12 +149,12 @@ fn send(url: &str, authorization: Option<String>) -> ActionError {
         return ActionError::Transport("headers refused".into());
     };
     let request = OutgoingRequest::new(fields);
-    let _ = request.set_method(&Method::Post);
+    let _ = request.set_method(method);
     let _ = request.set_scheme(Some(&scheme));
     let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
     if let Ok(body) = request.body() {
-        if let Ok(stream) = body.write() {
+        if let (Method::Post, Ok(stream)) = (method, body.write()) {
             let _ = stream
                 .write(br#"{"Comment":"probe","Sha1":"87662bc3d60e4200ceaf7aae249d1c343f4b83c9"}"#);
         }
@@ -137,12 +166,17 @@ fn send(url: &str, authorization: Option<String>) -> ActionError {
     };
     future.subscribe().block();
     match future.get() {
-        Some(Ok(Ok(response))) => ActionError::Upstream(ApiError {
-            status: response.status(),
-            code: None,
-            message: None,
-            target: None,
-        }),
+        Some(Ok(Ok(response))) => {
+            if hold {
+                wasip2::clocks::monotonic_clock::subscribe_duration(60_000_000_000).block();
+            }
+            ActionError::Upstream(ApiError {
+                status: response.status(),
+                code: None,
+                message: None,
+                target: None,
+            })
+        }
         Some(Ok(Err(code))) => ActionError::Transport(format!("{code:?}")),
         _ => ActionError::Transport("no response".into()),
     }
