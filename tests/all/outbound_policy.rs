@@ -121,3 +121,14 @@ async fn the_component_can_only_read_a_worthless_seal() {
     assert!(revealed.starts_with("Bearer sealed."), "{revealed}");
     assert!(!revealed.contains(TOKEN));
 }
+
+#[tokio::test]
+async fn a_guest_cannot_pause_its_tenant_without_a_429() {
+    let run = beside_a_good_tenant(api, "throttle,credential,permit", hostile_limits()).await;
+    let outcome = run.result.expect("the probe completes");
+    assert!(
+        matches!(&outcome.result, Err(ActionError::Upstream(answer)) if answer.status == 201),
+        "the permit after the throttle was granted: {:?}",
+        outcome.result
+    );
+}

@@ -8,6 +8,7 @@ use integration_tests::{
     COMMENT, ExpiringToken, MACHINE, SHA1, TOKEN, component, simulator, tenant, tenant_with,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn run(simulator: &defender_simulator::Simulator) -> Outcome<MachineAction> {
     component()
@@ -263,9 +264,7 @@ async fn the_simulators_own_404_for_an_unknown_path_is_reported() {
 #[tokio::test]
 async fn throttling_waits_retry_after_then_succeeds() {
     let simulator = simulator().await;
-    simulator.script([Reply::Throttle {
-        retry_after_secs: 1,
-    }]);
+    simulator.script([Reply::throttle(1)]);
     let tenant = tenant(&simulator);
     let outcome = component()
         .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
@@ -279,9 +278,7 @@ async fn throttling_waits_retry_after_then_succeeds() {
 #[tokio::test]
 async fn throttling_beyond_the_deadline_is_rate_limited_with_the_apis_answer() {
     let simulator = simulator().await;
-    simulator.script([Reply::Throttle {
-        retry_after_secs: 3600,
-    }]);
+    simulator.script([Reply::throttle(3600)]);
     let tenant = tenant(&simulator);
     let outcome = component()
         .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
@@ -290,7 +287,9 @@ async fn throttling_beyond_the_deadline_is_rate_limited_with_the_apis_answer() {
     let Err(ActionError::RateLimited(limited)) = outcome.result else {
         panic!("expected rate limited: {:?}", outcome.result);
     };
-    assert_eq!(limited.retry_after_ms, 3_600_000);
+    // The API asked for an hour; the host pauses the tenant, and tells the component, at most
+    // the limit (five minutes by default).
+    assert_eq!(limited.retry_after_ms, 300_000);
     assert_eq!(
         limited.api.unwrap().code.as_deref(),
         Some("TooManyRequests")
@@ -493,5 +492,42 @@ async fn connections_are_kept_alive_across_calls() {
         simulator.connections(),
         1,
         "every call reused the first connection"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_pauses_the_tenant_no_longer_than_the_limit() {
+    let simulator = simulator().await;
+    simulator.script([Reply::throttle(100_000_000)]);
+    let tenant = tenant(&simulator);
+    let outcome = component()
+        .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
+        .await
+        .unwrap();
+    assert!(matches!(outcome.result, Err(ActionError::RateLimited(_))));
+    let paused = tenant.limiter.try_acquire().expect_err("paused");
+    let limit = defender_host::Limits::default().max_retry_after;
+    assert!(
+        paused <= limit && paused > limit - Duration::from_secs(10),
+        "{paused:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_given_as_an_http_date_is_read_by_the_host() {
+    let simulator = simulator().await;
+    let in_two_minutes = std::time::SystemTime::now() + Duration::from_secs(120);
+    simulator.script([Reply::Throttle {
+        retry_after: httpdate::fmt_http_date(in_two_minutes),
+    }]);
+    let tenant = tenant(&simulator);
+    component()
+        .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
+        .await
+        .unwrap();
+    let paused = tenant.limiter.try_acquire().expect_err("paused");
+    assert!(
+        paused <= Duration::from_secs(120) && paused >= Duration::from_secs(100),
+        "{paused:?}"
     );
 }

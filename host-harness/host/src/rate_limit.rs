@@ -105,7 +105,7 @@ impl RateLimiter {
 
     /// Pauses the tenant for `retry_after` (the API answered 429).
     pub fn pause(&self, retry_after: Duration) {
-        let until = self.clock.now() + retry_after;
+        let until = self.clock.now().saturating_add(retry_after);
         let mut windows = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         windows.paused_until = windows.paused_until.max(until);
     }

@@ -20,10 +20,11 @@ pub enum Reply {
         /// `error.message`.
         message: String,
     },
-    /// 429 `TooManyRequests` with `Retry-After` in seconds.
+    /// 429 `TooManyRequests` with this `Retry-After` value, verbatim: seconds as the API sends
+    /// them, or an HTTP date, which RFC 9110 §10.2.3 allows.
     Throttle {
-        /// The `Retry-After` value.
-        retry_after_secs: u64,
+        /// The `Retry-After` header's value.
+        retry_after: String,
     },
     /// Any status with any body, e.g. HTML from a gateway or a broken JSON document.
     Raw {
@@ -49,6 +50,13 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// 429 with `Retry-After` in seconds.
+    pub fn throttle(seconds: u64) -> Self {
+        Self::Throttle {
+            retry_after: seconds.to_string(),
+        }
+    }
+
     /// An API error with the given status and code and a generic message.
     pub fn error(status: u16, code: &str) -> Self {
         Self::Error {

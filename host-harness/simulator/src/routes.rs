@@ -138,15 +138,15 @@ async fn create_route(shared: &Shared, machine: &str, request: &RecordedRequest)
                 code,
                 message,
             } => answers::api_error(status, &code, &message),
-            Reply::Throttle { retry_after_secs } => {
+            Reply::Throttle { retry_after } => {
                 let mut response = answers::api_error(
                     429,
                     "TooManyRequests",
                     "Rate limit is exceeded. Try again later.",
                 );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after_secs.into());
+                if let Ok(value) = http::HeaderValue::from_str(&retry_after) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
                 response
             }
             Reply::Raw {

@@ -35,6 +35,8 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// The longest the host waits for a response's first byte, and between its bytes.
     pub io_timeout: Duration,
+    /// The longest a 429's `Retry-After` may pause the tenant, whatever it says.
+    pub max_retry_after: Duration,
 }
 
 impl Default for Limits {
@@ -51,6 +53,7 @@ impl Default for Limits {
             wall_clock: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }

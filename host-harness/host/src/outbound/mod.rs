@@ -8,6 +8,7 @@
 //! proxy failure), which the component only learns as an error code.
 
 mod origin;
+mod retry_after;
 
 pub use origin::{ApiOrigin, OriginError};
 pub(crate) use origin::{HostKind, host_kind};
@@ -16,15 +17,23 @@ use crate::credentials::Secret;
 use crate::hex::hex;
 use crate::limits::LimitExceeded;
 use crate::limits::Limits;
+use crate::rate_limit::RateLimiter;
 use crate::transport::{HttpClient, destination};
 use http::header::{AUTHORIZATION, HeaderValue};
 use http_body_util::{BodyExt, Limited};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The per-invocation state of the policy.
 pub struct Outbound {
     http: HttpClient,
+    limiter: Arc<RateLimiter>,
+    max_retry_after: Duration,
+    /// Set when a response of this invocation was a 429: only then may the guest pause the
+    /// tenant.
+    throttled: Arc<AtomicBool>,
     origin: ApiOrigin,
     seal: String,
     token: Option<Secret>,
@@ -54,7 +63,12 @@ type ResponseFuture = Box<
 
 impl Outbound {
     /// A policy for one invocation against `origin`, with a fresh random seal.
-    pub fn new(http: HttpClient, origin: ApiOrigin, limits: &Limits) -> Self {
+    pub fn new(
+        http: HttpClient,
+        origin: ApiOrigin,
+        limiter: Arc<RateLimiter>,
+        limits: &Limits,
+    ) -> Self {
         let mut nonce = [0u8; 16];
         // Without OS randomness the seal would be guessable; fail closed with a seal nobody
         // can send (it contains a newline, which no header value may).
@@ -64,6 +78,9 @@ impl Outbound {
         };
         Self {
             http,
+            limiter,
+            max_retry_after: limits.max_retry_after,
+            throttled: Arc::default(),
             origin,
             seal,
             token: None,
@@ -116,6 +133,15 @@ impl Outbound {
     /// Why requests that were let through got no answer, in order.
     pub fn take_failures(&mut self) -> Vec<String> {
         std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The guest says the API throttled it for `retry_after`: the tenant is paused for that
+    /// long, at most the limit, and only if this invocation did get a 429 (a guest cannot pause
+    /// its tenant on its own say-so).
+    pub fn guest_throttled(&self, retry_after: Duration) {
+        if self.throttled.load(Ordering::Relaxed) {
+            self.limiter.pause(retry_after.min(self.max_retry_after));
+        }
     }
 
     /// How many requests were let through.
@@ -179,14 +205,37 @@ impl WasiHttpHooks for Outbound {
         let tripped = self.tripped.clone();
         let failures = self.failures.clone();
         let http = self.http.clone();
+        let (limiter, throttled, max_retry_after) = (
+            self.limiter.clone(),
+            self.throttled.clone(),
+            self.max_retry_after,
+        );
         Box::new(async move {
-            let response = http.send(request, options).await.map_err(|failure| {
+            let mut response = http.send(request, options).await.map_err(|failure| {
                 failures
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(failure.detail);
                 failure.code
             })?;
+            if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+                throttled.store(true, Ordering::Relaxed);
+                let asked = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| retry_after::parse(value, SystemTime::now()));
+                if let Some(asked) = asked {
+                    let pause = asked.min(max_retry_after);
+                    limiter.pause(pause);
+                    // The component reads the pause the host applies, in seconds: one parser
+                    // (this one), dates included, and never more than the clamp.
+                    let seconds = pause.as_secs() + u64::from(pause.subsec_nanos() > 0);
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, seconds.into());
+                }
+            }
             let response = response.map(|body| {
                 Limited::new(body, limit)
                     .map_err(move |_| {

@@ -53,7 +53,12 @@ impl Invocation {
                 table.set_max_capacity(limits.resources);
                 table
             },
-            outbound: Outbound::new(client.clone(), tenant.origin.clone(), limits),
+            outbound: Outbound::new(
+                client.clone(),
+                tenant.origin.clone(),
+                tenant.limiter.clone(),
+                limits,
+            ),
             memory: MemoryQuota::new(limits),
             cpu: CpuMeter::new(limits.cpu, polls.clone()),
             polls,
@@ -117,9 +122,8 @@ impl rate_limit::Host for Invocation {
     }
 
     async fn throttled(&mut self, retry_after_ms: u64) {
-        self.tenant
-            .limiter
-            .pause(Duration::from_millis(retry_after_ms));
+        self.outbound
+            .guest_throttled(Duration::from_millis(retry_after_ms));
     }
 }
 

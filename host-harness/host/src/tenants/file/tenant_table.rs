@@ -64,6 +64,7 @@ pub(super) struct LimitsConfig {
     io_timeout_secs: Option<u64>,
     max_requests: Option<u32>,
     max_response_bytes: Option<u64>,
+    max_retry_after_secs: Option<u64>,
 }
 
 /// Where a tenant signs in: the token endpoint's authority and the scope asked for.
@@ -108,7 +109,14 @@ impl TenantConfig {
             per_hour: b.per_hour,
         });
         let mut tenant = Tenant::new(origin, tokens).with_budget(budget);
-        tenant.limits = self.limits.as_ref().map(LimitsConfig::apply);
+        tenant.limits = match &self.limits {
+            Some(table) => Some(
+                table
+                    .apply()
+                    .map_err(|(setting, why)| invalid(name, setting, why))?,
+            ),
+            None => None,
+        };
         tenant.network = network;
         Ok(tenant)
     }
@@ -188,24 +196,39 @@ impl TenantConfig {
     }
 }
 
+/// The largest value each duration setting takes: a day, beyond which a typo is likelier than
+/// a need, and arithmetic on instants could overflow.
+const MAX_SECS: u64 = 24 * 60 * 60;
+
 impl LimitsConfig {
-    fn apply(&self) -> Limits {
+    /// The limits the table sets over the defaults, or the first setting out of its range.
+    fn apply(&self) -> Result<Limits, (&'static str, String)> {
         let mut limits = Limits::default();
-        let secs = Duration::from_secs;
+        let secs = |setting: &'static str, value: Option<u64>| match value {
+            Some(s) if s > MAX_SECS => {
+                Err((setting, format!("{s} is more than a day ({MAX_SECS})")))
+            }
+            Some(s) => Ok(Some(Duration::from_secs(s))),
+            None => Ok(None),
+        };
         if let Some(ms) = self.cpu_ms {
+            secs("limits.cpu-ms", Some(ms / 1000))?;
             limits.cpu = Duration::from_millis(ms);
         }
         if let Some(mib) = self.memory_mib {
             limits.memory_bytes = mib.saturating_mul(1024 * 1024);
         }
-        if let Some(s) = self.wall_clock_secs {
-            limits.wall_clock = secs(s);
+        if let Some(d) = secs("limits.wall-clock-secs", self.wall_clock_secs)? {
+            limits.wall_clock = d;
         }
-        if let Some(s) = self.connect_timeout_secs {
-            limits.connect_timeout = secs(s);
+        if let Some(d) = secs("limits.connect-timeout-secs", self.connect_timeout_secs)? {
+            limits.connect_timeout = d;
         }
-        if let Some(s) = self.io_timeout_secs {
-            limits.io_timeout = secs(s);
+        if let Some(d) = secs("limits.io-timeout-secs", self.io_timeout_secs)? {
+            limits.io_timeout = d;
+        }
+        if let Some(d) = secs("limits.max-retry-after-secs", self.max_retry_after_secs)? {
+            limits.max_retry_after = d;
         }
         if let Some(n) = self.max_requests {
             limits.max_requests = n;
@@ -213,6 +236,6 @@ impl LimitsConfig {
         if let Some(n) = self.max_response_bytes {
             limits.max_response_bytes = n;
         }
-        limits
+        Ok(limits)
     }
 }

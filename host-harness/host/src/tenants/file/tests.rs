@@ -326,3 +326,23 @@ fn workload_identity_needs_a_readable_token_file() {
         "{missing}"
     );
 }
+
+#[test]
+fn a_limit_past_a_day_is_refused_not_overflowed() {
+    for setting in [
+        "wall-clock-secs = 18446744073709551615",
+        "io-timeout-secs = 86401",
+        "cpu-ms = 18446744073709551615",
+        "max-retry-after-secs = 100000000",
+    ] {
+        let text = format!(
+            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\ncredential = {{ kind = \"token\", token-env = \"X\" }}\n[tenant.limits]\n{setting}\n"
+        );
+        let message = error_of(&text);
+        assert!(message.contains("more than a day"), "{setting}: {message}");
+    }
+    let fine = "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\ncredential = { kind = \"token\", token-env = \"X\" }\n[tenant.limits]\nmax-retry-after-secs = 60\n";
+    let tenants = TenantsFile::parse(fine, Path::new(".")).unwrap();
+    let limits = tenants.get("x").unwrap().limits.unwrap();
+    assert_eq!(limits.max_retry_after, Duration::from_secs(60));
+}
