@@ -132,3 +132,32 @@ async fn a_guest_cannot_pause_its_tenant_without_a_429() {
         outcome.result
     );
 }
+
+#[tokio::test]
+async fn other_defender_calls_on_the_tenants_own_api_are_refused() {
+    let device = "0".repeat(40);
+    for (path, steps) in [
+        (
+            format!("/api/machines/{device}/offboard"),
+            "credential,permit",
+        ),
+        (
+            format!("/api/machines/{device}/isolate"),
+            "credential,permit",
+        ),
+        ("/api/alerts".to_owned(), "credential,permit,get"),
+        (
+            format!("/api/machines/{device}/StopAndQuarantineFile"),
+            "credential,permit,get",
+        ),
+    ] {
+        let url = move |hostile: &Simulator, _: &Simulator| format!("{}{path}", hostile.base_url());
+        let run = beside_a_good_tenant(url, steps, hostile_limits()).await;
+        let denials = denied(run.result);
+        assert!(
+            denials[0].contains("is not a request the component needs"),
+            "{denials:?}"
+        );
+        assert!(run.hostile.requests().is_empty());
+    }
+}

@@ -1,15 +1,18 @@
 //! The outbound policy: the hook every wasi-http request of the component goes through.
 //!
-//! A request leaves only if it goes to the tenant's API origin, carries the invocation's sealed
-//! credential, and is covered by a permit from the tenant's rate limiter. The hook then swaps
+//! A request leaves only if it goes to the tenant's API origin, is one the component's job needs
+//! (method and path: [`Capability`]), carries the invocation's sealed credential, and is covered
+//! by a permit from the tenant's rate limiter. The hook then swaps
 //! the seal for the real token and sends it through the host's client, whose timeouts bound
 //! the ones the component asks for. Everything else gets `HTTP-request-denied`, and the reason
 //! is kept for the host's report; so is the reason of a request that got no answer (a TLS or
 //! proxy failure), which the component only learns as an error code.
 
+mod capability;
 mod origin;
 mod retry_after;
 
+pub use capability::Capability;
 pub use origin::{ApiOrigin, OriginError};
 pub(crate) use origin::{HostKind, host_kind};
 
@@ -163,6 +166,7 @@ impl Outbound {
                 self.origin
             ));
         }
+        capability::of(request.method(), request.uri())?;
         let headers = request.headers_mut();
         let sealed = headers.get_all(AUTHORIZATION).iter().count() == 1
             && headers.get(AUTHORIZATION).map(HeaderValue::as_bytes) == Some(self.seal.as_bytes());

@@ -1,0 +1,250 @@
+//! The requests the component may make with the tenant's token: exactly the shapes its job
+//! needs, method and path together, so a compromised component cannot use the token for
+//! anything else the app registration allows (isolate, offboard, live response, reading alerts),
+//! even on the tenant's own API origin.
+
+use http::{Method, Uri};
+
+/// What a request is for, when it is one the component needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// `POST /api/machines/{40 hex}/StopAndQuarantineFile`.
+    CreateAction,
+    /// `GET /api/machineactions/{GUID}`.
+    GetAction,
+    /// `POST /api/machineactions/{GUID}/cancel`.
+    CancelAction,
+    /// `GET /api/machineactions?$filter=machineId eq '{40 hex}' and type eq
+    /// 'StopAndQuarantineFile'`, percent-encoded as the component writes it.
+    ListActions,
+    /// `GET /api/files/{40 hex}/machines`.
+    FileMachines,
+}
+
+/// The capability `method` and `uri` use, or why the request is not one the component needs
+/// (the reason names the method and path, escaped: they come from the guest).
+pub fn of(method: &Method, uri: &Uri) -> Result<Capability, String> {
+    let path = uri.path();
+    let query = uri.query();
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let found = match (method, segments.as_slice(), query) {
+        (&Method::POST, ["api", "machines", id, "StopAndQuarantineFile"], None)
+            if is_lower_hex40(id) =>
+        {
+            Some(Capability::CreateAction)
+        }
+        (&Method::GET, ["api", "machineactions", id], None) if is_guid(id) => {
+            Some(Capability::GetAction)
+        }
+        (&Method::POST, ["api", "machineactions", id, "cancel"], None) if is_guid(id) => {
+            Some(Capability::CancelAction)
+        }
+        (&Method::GET, ["api", "machineactions"], Some(query)) if is_device_listing(query) => {
+            Some(Capability::ListActions)
+        }
+        (&Method::GET, ["api", "files", sha1, "machines"], None) if is_lower_hex40(sha1) => {
+            Some(Capability::FileMachines)
+        }
+        _ => None,
+    };
+    found.ok_or_else(|| {
+        let shown = uri.path_and_query().map_or(path, |p| p.as_str());
+        crate::escape::escape(&format!(
+            "{method} {} is not a request the component needs; only its own action's \
+             requests may carry the tenant's token",
+            truncated(shown)
+        ))
+    })
+}
+
+/// At most 200 characters of a guest-chosen path, for a message.
+fn truncated(text: &str) -> String {
+    let mut shown: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        shown.push('…');
+    }
+    shown
+}
+
+/// The component lower-cases device IDs and hashes before it sends them.
+fn is_lower_hex40(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex in either case (the API's IDs, passed on).
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `$filter=machineId%20eq%20%27{id}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27`
+/// and nothing else.
+fn is_device_listing(query: &str) -> bool {
+    const BEFORE: &str = "$filter=machineId%20eq%20%27";
+    const AFTER: &str = "%27%20and%20type%20eq%20%27StopAndQuarantineFile%27";
+    query
+        .strip_prefix(BEFORE)
+        .and_then(|rest| rest.strip_suffix(AFTER))
+        .is_some_and(is_lower_hex40)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEVICE: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
+    const ACTION: &str = "141408d1-384c-4c19-8b57-ba39e378011a";
+
+    fn check(method: Method, path: &str) -> Result<Capability, String> {
+        let uri: Uri = format!("https://api.security.microsoft.com{path}")
+            .parse()
+            .expect("a URI");
+        of(&method, &uri)
+    }
+
+    #[test]
+    fn admits_each_request_the_component_makes() {
+        let listing = format!(
+            "/api/machineactions?$filter=machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+        );
+        let cases = [
+            (
+                Method::POST,
+                format!("/api/machines/{DEVICE}/StopAndQuarantineFile"),
+                Capability::CreateAction,
+            ),
+            (
+                Method::GET,
+                format!("/api/machineactions/{ACTION}"),
+                Capability::GetAction,
+            ),
+            (
+                Method::GET,
+                format!("/api/machineactions/{}", ACTION.to_uppercase()),
+                Capability::GetAction,
+            ),
+            (
+                Method::POST,
+                format!("/api/machineactions/{ACTION}/cancel"),
+                Capability::CancelAction,
+            ),
+            (Method::GET, listing, Capability::ListActions),
+            (
+                Method::GET,
+                format!("/api/files/{DEVICE}/machines"),
+                Capability::FileMachines,
+            ),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(
+                check(method.clone(), &path),
+                Ok(expected),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_every_other_defender_call_the_token_could_make() {
+        for (method, path) in [
+            (Method::POST, format!("/api/machines/{DEVICE}/isolate")),
+            (Method::POST, format!("/api/machines/{DEVICE}/offboard")),
+            (
+                Method::POST,
+                format!("/api/machines/{DEVICE}/runliveresponse"),
+            ),
+            (
+                Method::POST,
+                format!("/api/machines/{DEVICE}/collectInvestigationPackage"),
+            ),
+            (Method::GET, "/api/alerts".to_owned()),
+            (Method::GET, "/api/machines".to_owned()),
+            (Method::GET, format!("/api/machines/{DEVICE}")),
+            (Method::GET, "/api/machineactions".to_owned()),
+            (Method::DELETE, format!("/api/machineactions/{ACTION}")),
+            (Method::POST, "/api/advancedqueries/run".to_owned()),
+            (Method::POST, "/api/indicators".to_owned()),
+        ] {
+            assert!(check(method.clone(), &path).is_err(), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn refuses_near_misses_of_the_right_shapes() {
+        let upper = DEVICE.to_uppercase();
+        let listing_of = |filter: &str| format!("/api/machineactions?$filter={filter}");
+        for (method, path) in [
+            (
+                Method::GET,
+                format!("/api/machines/{DEVICE}/StopAndQuarantineFile"),
+            ),
+            (
+                Method::POST,
+                format!("/api/machines/{upper}/StopAndQuarantineFile"),
+            ),
+            (
+                Method::POST,
+                format!("/api/machines/{DEVICE}x/StopAndQuarantineFile"),
+            ),
+            (
+                Method::POST,
+                format!("/api/machines/{DEVICE}/StopAndQuarantineFile?x=1"),
+            ),
+            (
+                Method::POST,
+                format!("/api/machines/{DEVICE}/StopAndQuarantineFile/"),
+            ),
+            (
+                Method::POST,
+                format!("/api/machines/../machines/{DEVICE}/StopAndQuarantineFile"),
+            ),
+            (
+                Method::POST,
+                format!("/api//machines/{DEVICE}/StopAndQuarantineFile"),
+            ),
+            (
+                Method::POST,
+                format!("/API/machines/{DEVICE}/StopAndQuarantineFile"),
+            ),
+            (Method::POST, format!("/api/machineactions/{ACTION}")),
+            (Method::GET, format!("/api/machineactions/{ACTION}/cancel")),
+            (Method::GET, "/api/machineactions/not-a-guid".to_owned()),
+            (Method::GET, format!("/api/machineactions/{}", &ACTION[1..])),
+            (Method::GET, listing_of("status%20eq%20%27Pending%27")),
+            (
+                Method::GET,
+                listing_of(&format!("machineId%20eq%20%27{DEVICE}%27")),
+            ),
+            (
+                Method::GET,
+                format!(
+                    "{}&$top=10000",
+                    listing_of(&format!(
+                        "machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+                    ))
+                ),
+            ),
+            (Method::GET, format!("/api/files/{DEVICE}/machines?$top=1")),
+            (Method::GET, format!("/api/files/{DEVICE}")),
+            (Method::POST, format!("/api/files/{DEVICE}/machines")),
+        ] {
+            assert!(check(method.clone(), &path).is_err(), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn the_reason_names_the_request_safely() {
+        let error = check(Method::POST, "/api/machines/x/offboard%1B%5B2J").unwrap_err();
+        assert!(
+            error.starts_with("POST /api/machines/x/offboard"),
+            "{error}"
+        );
+        assert!(!error.contains('\u{1b}'));
+        let long = format!("/api/{}", "a".repeat(5000));
+        assert!(check(Method::GET, &long).unwrap_err().len() < 400);
+    }
+}
