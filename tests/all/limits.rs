@@ -160,3 +160,86 @@ async fn asking_for_more_randomness_than_the_component_needs_ends_the_call() {
         "{error:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_at_its_cap_leaves_the_runtimes_other_slots_to_others() {
+    let runtime = Runtime::builder()
+        .max_in_flight(4)
+        .build(PROBE)
+        .expect("the probe loads");
+    let hostile_simulator = simulator().await;
+    let mut hostile = tenant(&hostile_simulator).with_max_concurrent_invocations(2);
+    hostile.limits = Some(Limits {
+        wall_clock: Duration::from_secs(3),
+        ..Limits::default()
+    });
+    let sleepers: Vec<_> = (0..4)
+        .map(|_| {
+            let (runtime, hostile) = (runtime.clone(), hostile.clone());
+            tokio::spawn(async move {
+                runtime
+                    .stop_and_quarantine(&hostile, "http://127.0.0.1:9/", "sleep", "")
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let good_simulator = simulator().await;
+    let good = tenant(&good_simulator);
+    let url = crate::hostile_probe::api_of(&good_simulator);
+    let outcome = runtime
+        .stop_and_quarantine(&good, &url, "credential,permit", "")
+        .await
+        .expect("the good tenant's call runs");
+    assert!(outcome.denials.is_empty(), "{:?}", outcome.denials);
+    assert!(
+        sleepers.iter().all(|s| !s.is_finished()),
+        "the good tenant got a slot while the hostile one was still sleeping"
+    );
+    for sleeper in sleepers {
+        let _ = sleeper.await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_nobody_reads_gives_its_turn_back_after_the_io_timeout() {
+    let runtime = Runtime::builder()
+        .max_requests_per_host(1)
+        .build(PROBE)
+        .expect("the probe loads");
+    let simulator = simulator().await;
+    let mut hoarder = tenant(&simulator);
+    hoarder.limits = Some(Limits {
+        io_timeout: Duration::from_millis(500),
+        wall_clock: Duration::from_secs(20),
+        ..Limits::default()
+    });
+    let url = crate::hostile_probe::api_of(&simulator);
+    let holding = {
+        let (runtime, hoarder, url) = (runtime.clone(), hoarder.clone(), url.clone());
+        tokio::spawn(async move {
+            runtime
+                .stop_and_quarantine(&hoarder, &url, "credential,permit,hold", "")
+                .await
+        })
+    };
+    while simulator.requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let other = tenant(&simulator);
+    let another_device = url.replace(&"0".repeat(40), &"1".repeat(40));
+    let outcome = runtime
+        .stop_and_quarantine(&other, &another_device, "credential,permit", "")
+        .await
+        .expect("the other call runs");
+    assert!(
+        matches!(&outcome.result, Err(ActionError::Upstream(answer)) if answer.status == 201),
+        "{:?}",
+        outcome.result
+    );
+    assert!(
+        !holding.is_finished(),
+        "the hoarder still sits on its answer"
+    );
+    holding.abort();
+}

@@ -256,3 +256,20 @@ async fn a_401_gets_a_fresh_token() {
     assert_eq!(auth.len(), 2);
     assert_ne!(auth[0], auth[1]);
 }
+
+#[tokio::test]
+async fn a_token_said_to_last_for_ever_is_kept_a_day_at_most_without_overflow() {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    simulator.set_token_lifetime(Duration::from_secs(u64::MAX));
+    let tenant = tenant(&simulator, &secret_in_file());
+    quarantine(&tenant).await.expect("the action");
+    let machine = "ffffffffffffffffffffffffffffffffffffffff";
+    component()
+        .stop_and_quarantine(&tenant, machine, SHA1, COMMENT)
+        .await
+        .unwrap()
+        .result
+        .expect("a second action with the cached token");
+    assert_eq!(token_requests(&simulator).len(), 1);
+}

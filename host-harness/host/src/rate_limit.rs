@@ -83,6 +83,20 @@ impl RateLimiter {
     pub fn try_acquire(&self) -> Result<(), Duration> {
         let now = self.clock.now();
         let mut windows = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wait(&mut windows, now)?;
+        windows.granted.push_back(now);
+        Ok(())
+    }
+
+    /// How long until a permit could be granted (zero: now), granting none.
+    pub fn available_in(&self) -> Duration {
+        let now = self.clock.now();
+        let mut windows = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wait(&mut windows, now).err().unwrap_or(Duration::ZERO)
+    }
+
+    /// Forgets grants older than an hour, then says how long until the next permit.
+    fn wait(&self, windows: &mut Windows, now: Duration) -> Result<(), Duration> {
         while windows.granted.front().is_some_and(|&t| t + HOUR <= now) {
             windows.granted.pop_front();
         }
@@ -99,7 +113,6 @@ impl RateLimiter {
         if in_last_minute >= minutely {
             return Err(wait_for(granted, granted.len() - minutely, MINUTE, now));
         }
-        windows.granted.push_back(now);
         Ok(())
     }
 

@@ -246,7 +246,15 @@ impl Runtime {
             .limits_for(tenant)
             .wall_clock
             .saturating_add(extra_wall_clock);
-        // The semaphore is never closed, so acquiring only waits.
+        // The semaphores are never closed, so acquiring only waits. The tenant's turn first: a
+        // tenant at its own cap waits without holding one of the runtime's slots. Then a wait
+        // for the tenant's budget, if it is short: an invocation that would only sleep on a
+        // denied permit does that before it takes a slot.
+        let _tenant_turn = tenant.invocation_turn().await;
+        let wait = tenant.limiter.available_in();
+        if !wait.is_zero() && wait <= wall_clock / 2 {
+            tokio::time::sleep(wait).await;
+        }
         let _turn = self.shared.in_flight.acquire().await.ok();
         let mut store = self.store(tenant, progress)?;
         store.data_mut().cpu.set_deadline(wall_clock);

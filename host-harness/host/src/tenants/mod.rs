@@ -14,6 +14,7 @@ use crate::outbound::ApiOrigin;
 use crate::rate_limit::{Budget, RateLimiter};
 use crate::transport::Network;
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Everything the host knows about one tenant. Cheap to clone; clones share the limiter and
 /// the token source, which is what makes concurrent invocations share one budget.
@@ -31,7 +32,13 @@ pub struct Tenant {
     /// The tenant's proxy and extra trusted roots, laid over the runtime's; sign-in and API
     /// traffic both use them.
     pub network: Network,
+    /// How many of the tenant's invocations may run at once, shared by clones: one tenant
+    /// cannot take every one of the runtime's slots.
+    invocations: Arc<Semaphore>,
 }
+
+/// How many of one tenant's invocations run at once unless it says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_INVOCATIONS: usize = 64;
 
 impl Tenant {
     /// A tenant at `origin` with tokens from `tokens`, the API's default budget (a limiter of
@@ -43,7 +50,20 @@ impl Tenant {
             limiter: Arc::new(RateLimiter::new(Budget::default())),
             limits: None,
             network: Network::default(),
+            invocations: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_INVOCATIONS)),
         }
+    }
+
+    /// The same tenant allowed at most `max` invocations at once (at least one), counted
+    /// anew for it and its clones.
+    pub fn with_max_concurrent_invocations(mut self, max: usize) -> Self {
+        self.invocations = Arc::new(Semaphore::new(max.max(1)));
+        self
+    }
+
+    /// Waits for one of the tenant's invocation turns; it ends when dropped.
+    pub(crate) async fn invocation_turn(&self) -> Option<OwnedSemaphorePermit> {
+        self.invocations.clone().acquire_owned().await.ok()
     }
 
     /// The same tenant with a limiter of its own for `budget`.

@@ -14,7 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -46,23 +47,32 @@ struct Shared {
     per_host: PerHost,
 }
 
-/// A turn for each request in flight, per host (scheme, host and port).
+/// A turn for each request in flight, per host (scheme, lower-cased host and port: the same
+/// host however a guest spells it).
 struct PerHost {
     limit: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
+/// Hosts with a turn map entry before idle entries are swept away.
+const HOSTS_KEPT: usize = 64;
+
 impl PerHost {
     /// Waits for a turn to send to `host`; the turn ends when the permit is dropped.
     /// (`None` only if the semaphore were closed, which it never is.)
     async fn turn(&self, host: &str) -> Option<OwnedSemaphorePermit> {
-        let semaphore = self
-            .hosts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(host.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
-            .clone();
+        let semaphore = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+            if hosts.len() >= HOSTS_KEPT {
+                // An entry nobody holds or waits on is idle: drop it, so the map does not grow
+                // with every host ever asked for.
+                hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            }
+            hosts
+                .entry(host.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
+                .clone()
+        };
         semaphore.acquire_owned().await.ok()
     }
 }
@@ -250,21 +260,69 @@ pub(crate) fn destination(uri: &http::Uri) -> String {
 }
 
 /// A body that fails when the next frame takes longer than `between` to arrive, and holds its
-/// request's turn for the host until it is dropped.
+/// request's turn for the host until it ends, is dropped, or goes unread for `between`: a
+/// watchdog takes the turn back from a body nobody reads (a guest sitting on its answers would
+/// otherwise hold the host's turns for its whole wall clock), and the body then fails.
 struct Patient<B> {
     inner: B,
     between: Duration,
     deadline: Pin<Box<Sleep>>,
-    _turn: Option<OwnedSemaphorePermit>,
+    turn: Arc<Turn>,
+}
+
+/// A request's turn for its host, shared by its body and the body's watchdog.
+struct Turn {
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    last_frame: Mutex<Instant>,
+    taken_back: AtomicBool,
+}
+
+impl Turn {
+    fn release(&self) {
+        self.permit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
 }
 
 impl<B> Patient<B> {
-    fn new(inner: B, between: Duration, turn: Option<OwnedSemaphorePermit>) -> Self {
+    fn new(inner: B, between: Duration, permit: Option<OwnedSemaphorePermit>) -> Self {
+        let turn = Arc::new(Turn {
+            permit: Mutex::new(permit),
+            last_frame: Mutex::new(Instant::now()),
+            taken_back: AtomicBool::new(false),
+        });
+        tokio::spawn(watch(Arc::downgrade(&turn), between));
         Self {
             inner,
             between,
             deadline: Box::pin(tokio::time::sleep(between)),
-            _turn: turn,
+            turn,
+        }
+    }
+}
+
+/// Takes the turn back once the body has gone `between` without a frame being read; ends when
+/// the body is gone.
+async fn watch(turn: Weak<Turn>, between: Duration) {
+    let mut wake = Instant::now().checked_add(between);
+    while let Some(at) = wake {
+        tokio::time::sleep_until(at).await;
+        let Some(turn) = turn.upgrade() else {
+            return;
+        };
+        let last = *turn
+            .last_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match last.checked_add(between) {
+            Some(due) if due > Instant::now() => wake = Some(due),
+            _ => {
+                turn.taken_back.store(true, Ordering::Relaxed);
+                turn.release();
+                return;
+            }
         }
     }
 }
@@ -280,9 +338,21 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ErrorCode>>> {
+        if self.turn.taken_back.load(Ordering::Relaxed) {
+            return Poll::Ready(Some(Err(ErrorCode::ConnectionReadTimeout)));
+        }
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            if let Some(next) = Instant::now().checked_add(self.between) {
+            let now = Instant::now();
+            *self
+                .turn
+                .last_frame
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = now;
+            if let Some(next) = now.checked_add(self.between) {
                 self.deadline.as_mut().reset(next);
+            }
+            if frame.is_none() || self.inner.is_end_stream() {
+                self.turn.release();
             }
             return Poll::Ready(frame);
         }

@@ -38,6 +38,8 @@ pub(super) struct TenantConfig {
     pub proxy: Option<String>,
     /// PEM roots trusted besides the system's.
     pub ca_file: Option<PathBuf>,
+    /// How many of the tenant's invocations run at once.
+    pub max_concurrent_invocations: Option<usize>,
     pub credential: CredentialConfig,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
@@ -109,6 +111,16 @@ impl TenantConfig {
             per_hour: b.per_hour,
         });
         let mut tenant = Tenant::new(origin, tokens).with_budget(budget);
+        if let Some(max) = self.max_concurrent_invocations {
+            if max == 0 {
+                return Err(invalid(
+                    name,
+                    "max-concurrent-invocations",
+                    "must be at least 1".into(),
+                ));
+            }
+            tenant = tenant.with_max_concurrent_invocations(max);
+        }
         tenant.limits = match &self.limits {
             Some(table) => Some(
                 table
