@@ -273,3 +273,28 @@ async fn a_token_said_to_last_for_ever_is_kept_a_day_at_most_without_overflow() 
         .expect("a second action with the cached token");
     assert_eq!(token_requests(&simulator).len(), 1);
 }
+
+#[tokio::test]
+async fn a_guest_asking_for_fresh_tokens_in_a_loop_gets_the_cached_one() {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let tenant = tenant(&simulator, &secret_in_file());
+    let url = format!(
+        "{}/api/machines/{MACHINE}/StopAndQuarantineFile",
+        simulator.base_url()
+    );
+    let outcome = integration_tests::probe()
+        .stop_and_quarantine(&tenant, &url, "credential,refresh-loop,permit", "")
+        .await
+        .expect("the probe completes");
+    assert!(
+        matches!(&outcome.result, Err(ActionError::Upstream(answer)) if answer.status == 201),
+        "{:?}",
+        outcome.result
+    );
+    assert_eq!(
+        token_requests(&simulator).len(),
+        1,
+        "no 401 was seen: fifty refreshes asked, none fetched"
+    );
+}

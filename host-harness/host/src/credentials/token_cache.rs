@@ -3,6 +3,7 @@
 
 use super::{CredentialError, Secret, TokenFuture, TokenSource};
 use crate::transport::HttpClient;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -37,10 +38,15 @@ pub trait Fetch: Send + Sync {
     fn fetch<'a>(&'a self, http: &'a HttpClient) -> FetchFuture<'a>;
 }
 
+/// The most tokens fetched early (because the API refused the cached one) in a minute; past
+/// it the cached token is handed out again until the minute has passed.
+const MAX_FORCED_REFRESHES_PER_MINUTE: usize = 6;
+
 /// A [`TokenSource`] that keeps the token a [`Fetch`] got until it is due for renewal.
 pub struct CachedTokens<F> {
     fetcher: F,
     cached: Mutex<Option<Cached>>,
+    forced: std::sync::Mutex<VecDeque<Instant>>,
 }
 
 struct Cached {
@@ -54,6 +60,7 @@ impl<F: Fetch> CachedTokens<F> {
         Self {
             fetcher,
             cached: Mutex::new(None),
+            forced: std::sync::Mutex::default(),
         }
     }
 
@@ -66,7 +73,8 @@ impl<F: Fetch> CachedTokens<F> {
         let mut cached = self.cached.lock().await;
         if let Some(current) = cached.as_ref() {
             let refused = stale.as_ref() == Some(&current.token);
-            if !refused && Instant::now() < current.renew_at {
+            let due = Instant::now() >= current.renew_at;
+            if !due && (!refused || !self.may_force_refresh()) {
                 return Ok(current.token.clone());
             }
         }
@@ -85,8 +93,79 @@ impl<F: Fetch> CachedTokens<F> {
     }
 }
 
+impl<F> CachedTokens<F> {
+    /// Whether one more early fetch fits this minute's allowance (and counts it).
+    fn may_force_refresh(&self) -> bool {
+        let now = Instant::now();
+        let mut forced = self
+            .forced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while forced
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            forced.pop_front();
+        }
+        if forced.len() >= MAX_FORCED_REFRESHES_PER_MINUTE {
+            return false;
+        }
+        forced.push_back(now);
+        true
+    }
+}
+
 impl<F: Fetch> TokenSource for CachedTokens<F> {
     fn token<'a>(&'a self, http: &'a HttpClient, stale: Option<Secret>) -> TokenFuture<'a> {
         Box::pin(self.get(http, stale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts fetches; each token is new.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Fetch for Counting {
+        fn fetch<'a>(&'a self, _http: &'a HttpClient) -> FetchFuture<'a> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                Ok(Fresh {
+                    token: Secret::new(format!("token-{n}")),
+                    lifetime: Duration::from_secs(3600),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn early_fetches_for_refused_tokens_are_bounded_per_minute() {
+        let http = crate::transport::ConnectionPool::new(Default::default(), 1)
+            .client(
+                &Default::default(),
+                crate::transport::Timeouts {
+                    connect: Duration::from_secs(1),
+                    io: Duration::from_secs(1),
+                },
+            )
+            .expect("a client");
+        let cache = CachedTokens::new(Counting::default());
+        let mut token = cache.get(&http, None).await.unwrap();
+        for _ in 0..20 {
+            token = cache.get(&http, Some(token)).await.unwrap();
+        }
+        assert_eq!(
+            cache.fetcher.0.load(Ordering::SeqCst),
+            1 + MAX_FORCED_REFRESHES_PER_MINUTE
+        );
+        assert_eq!(
+            cache.get(&http, None).await.unwrap(),
+            token,
+            "the cache still serves"
+        );
     }
 }

@@ -37,6 +37,9 @@ pub struct Outbound {
     /// Set when a response of this invocation was a 429: only then may the guest pause the
     /// tenant.
     throttled: Arc<AtomicBool>,
+    /// Set when a response of this invocation was a 401: only then may the guest ask for a
+    /// fresh token.
+    unauthorized: Arc<AtomicBool>,
     origin: ApiOrigin,
     seal: String,
     token: Option<Secret>,
@@ -84,6 +87,7 @@ impl Outbound {
             limiter,
             max_retry_after: limits.max_retry_after,
             throttled: Arc::default(),
+            unauthorized: Arc::default(),
             origin,
             seal,
             token: None,
@@ -145,6 +149,11 @@ impl Outbound {
         if self.throttled.load(Ordering::Relaxed) {
             self.limiter.pause(retry_after.min(self.max_retry_after));
         }
+    }
+
+    /// Whether the API answered 401 to a request of this invocation.
+    pub fn saw_unauthorized(&self) -> bool {
+        self.unauthorized.load(Ordering::Relaxed)
     }
 
     /// How many requests were let through.
@@ -209,9 +218,10 @@ impl WasiHttpHooks for Outbound {
         let tripped = self.tripped.clone();
         let failures = self.failures.clone();
         let http = self.http.clone();
-        let (limiter, throttled, max_retry_after) = (
+        let (limiter, throttled, unauthorized, max_retry_after) = (
             self.limiter.clone(),
             self.throttled.clone(),
+            self.unauthorized.clone(),
             self.max_retry_after,
         );
         Box::new(async move {
@@ -222,6 +232,9 @@ impl WasiHttpHooks for Outbound {
                     .push(failure.detail);
                 failure.code
             })?;
+            if response.status() == http::StatusCode::UNAUTHORIZED {
+                unauthorized.store(true, Ordering::Relaxed);
+            }
             if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
                 throttled.store(true, Ordering::Relaxed);
                 let asked = response

@@ -34,6 +34,8 @@ pub struct Invocation {
     client: HttpClient,
     progress: Option<ProgressSink>,
     progress_gate: ProgressGate,
+    /// Whether this invocation has had its one refreshed credential.
+    refreshed: bool,
 }
 
 impl Invocation {
@@ -66,6 +68,7 @@ impl Invocation {
             client,
             progress,
             progress_gate: ProgressGate::new(),
+            refreshed: false,
         }
     }
 }
@@ -90,14 +93,19 @@ impl WasiHttpView for Invocation {
 }
 
 impl credentials::Host for Invocation {
+    /// A refresh is honoured once per invocation, and only after the API answered 401 to this
+    /// invocation's token: a guest cannot make the host fetch tokens in a loop.
     async fn get(&mut self, refresh: bool) -> Result<credentials::Grant, String> {
+        let stale = if refresh && !self.refreshed && self.outbound.saw_unauthorized() {
+            self.refreshed = true;
+            self.outbound.token()
+        } else {
+            None
+        };
         let token = self
             .tenant
             .tokens
-            .token(
-                &self.client,
-                if refresh { self.outbound.token() } else { None },
-            )
+            .token(&self.client, stale)
             .await
             .map_err(|e| e.to_string())?;
         self.outbound.set_token(token);
