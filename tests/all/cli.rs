@@ -468,3 +468,37 @@ async fn the_embedded_component_can_be_written_out_for_other_hosts() {
     // A component, not a core module: the preamble's layer field is 1.
     assert_eq!(written[..8], *b"\0asm\x0d\0\x01\0");
 }
+
+#[tokio::test]
+async fn text_from_outside_reaches_stderr_with_its_control_characters_escaped() {
+    let simulator = simulator().await;
+    simulator.script([Reply::Error {
+        status: 403,
+        code: "Forbidden\u{1b}]0;owned\u{7}".into(),
+        message: "clear\u{1b}[2J the screen".into(),
+    }]);
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::FAILURE);
+    assert!(
+        run.err.contains("Forbidden\\u{1b}]0;owned\\u{7}"),
+        "{}",
+        run.err
+    );
+    // A listing that names a device with an escape sequence: the device's own error line.
+    simulator.file_seen_on(SHA1, &["\u{1b}[31mred", MACHINE]);
+    let mut args = stop(&["--everywhere", "--sha1", SHA1]);
+    args.extend(connection(&simulator));
+    let everywhere = cli_owned(args).await;
+    assert!(
+        everywhere.err.contains("machine \\u{1b}[31mred"),
+        "{}",
+        everywhere.err
+    );
+    for run in [&run, &everywhere] {
+        assert!(
+            !run.err.contains('\u{1b}') && !run.err.contains('\u{7}'),
+            "{:?}",
+            run.err
+        );
+    }
+}

@@ -53,7 +53,7 @@ impl Connection {
         let tenant = match tenant {
             Ok(tenant) => tenant,
             Err(message) => {
-                writeln!(console.err, "{message}")?;
+                crate::output::diagnostic(console, &message)?;
                 return Ok(None);
             }
         };

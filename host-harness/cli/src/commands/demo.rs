@@ -34,13 +34,13 @@ pub async fn run(cache_dir: Option<PathBuf>, console: &mut Console<'_>) -> Resul
         .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
         .await?;
     for request in simulator.requests() {
-        writeln!(
-            console.err,
+        let line = format!(
             "demo: the simulator received {} {} {}",
             request.method,
             request.path,
             String::from_utf8_lossy(&request.body)
-        )?;
+        );
+        crate::output::diagnostic(console, &line)?;
     }
     print(outcome, console)
 }

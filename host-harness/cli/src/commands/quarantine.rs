@@ -3,7 +3,7 @@
 
 use crate::args::QuarantineArgs;
 use crate::output::progress::ProgressView;
-use crate::output::{print_action, print_error, print_host_notes, print_outcomes};
+use crate::output::{diagnostic, print_action, print_error, print_host_notes, print_outcomes};
 use crate::{Console, INVALID};
 use anyhow::{Context, Result};
 use defender_host::{File, ProgressUpdate, QuarantineRequest, Targets, Wait};
@@ -21,7 +21,7 @@ pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<Exit
     let request = match request(&args) {
         Ok(request) => request,
         Err(error) => {
-            writeln!(console.err, "invalid input: {error:#}")?;
+            diagnostic(console, &format!("invalid input: {error:#}"))?;
             return Ok(ExitCode::from(INVALID));
         }
     };

@@ -1,21 +1,30 @@
-//! What the command line prints, and the exit code that goes with it.
+//! What the command line prints, and the exit code that goes with it. Every line on stderr
+//! goes through [`diagnostic`]: text from outside (the API's error fields, Entra's
+//! descriptions, device IDs a listing returned, paths) cannot move the terminal's cursor, set
+//! its title or forge a line.
 
 pub mod json;
 pub mod progress;
 
 use crate::{Console, INVALID};
 use anyhow::Result;
+use defender_host::escape::escape;
 use defender_host::{ActionError, MachineAction, MachineOutcome, Outcome};
 use std::process::ExitCode;
+
+/// Writes one line of diagnostics on stderr, its control characters escaped.
+pub fn diagnostic(console: &mut Console<'_>, text: &str) -> std::io::Result<()> {
+    writeln!(console.err, "{}", escape(text))
+}
 
 /// What the host saw that the component could not say: requests it refused, and why requests
 /// it let through got no answer.
 pub fn print_host_notes<T>(outcome: &Outcome<T>, console: &mut Console<'_>) -> Result<()> {
     for denial in &outcome.denials {
-        writeln!(console.err, "host: refused a request: {denial}")?;
+        diagnostic(console, &format!("host: refused a request: {denial}"))?;
     }
     for failure in &outcome.connection_errors {
-        writeln!(console.err, "host: no answer: {failure}")?;
+        diagnostic(console, &format!("host: no answer: {failure}"))?;
     }
     Ok(())
 }
@@ -38,7 +47,7 @@ pub fn print_action(action: &MachineAction, console: &mut Console<'_>) -> Result
 
 /// Prints an error as one line on stderr; exit 2 for invalid input (nothing was sent), else 1.
 pub fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<ExitCode> {
-    writeln!(console.err, "error: {}", json::error_line(error))?;
+    diagnostic(console, &format!("error: {}", json::error_line(error)))?;
     Ok(match error {
         ActionError::InvalidInput(_) => ExitCode::from(INVALID),
         _ => ExitCode::FAILURE,
@@ -52,12 +61,12 @@ pub fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) ->
     let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
     for outcome in &failed {
         if let Err(error) = &outcome.outcome {
-            writeln!(
-                console.err,
+            let line = format!(
                 "machine {}: {}",
                 outcome.machine_id,
                 json::error_line(error)
-            )?;
+            );
+            diagnostic(console, &line)?;
         }
     }
     Ok(if failed.is_empty() {

@@ -2,6 +2,7 @@
 //! otherwise (logs, CI, pipes).
 
 use defender_host::ProgressUpdate;
+use defender_host::escape::escape;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -25,13 +26,13 @@ impl ProgressView {
     /// Shows one update.
     pub fn show(&mut self, out: &mut dyn Write, update: &ProgressUpdate) -> io::Result<()> {
         if !self.terminal {
-            return writeln!(
-                out,
+            let line = format!(
                 "progress: machine {} action {} {}",
                 update.machine_id,
                 update.action_id,
                 update.status.as_api_str()
             );
+            return writeln!(out, "{}", escape(&line));
         }
         self.statuses
             .insert(update.machine_id.clone(), update.is_final);
