@@ -502,3 +502,111 @@ async fn text_from_outside_reaches_stderr_with_its_control_characters_escaped() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_large_file_is_hashed_as_a_stream_and_a_device_is_refused() {
+    let simulator = simulator().await;
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let large = dir.join("large.bin");
+    let bytes: Vec<u8> = (0..20 * 1024 * 1024)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    std::fs::write(&large, &bytes).unwrap();
+    let sha1sum = std::process::Command::new("sha1sum")
+        .arg(&large)
+        .output()
+        .expect("sha1sum runs");
+    let expected = String::from_utf8(sha1sum.stdout).unwrap()[..40].to_owned();
+    let large = large.display().to_string();
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE],
+        &["--file", &large],
+    ))
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(
+        action["relatedFileInfo"]["fileIdentifier"],
+        expected.as_str()
+    );
+
+    let endless = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE],
+        &["--file", "/dev/zero"],
+    ))
+    .await;
+    assert_eq!(endless.code, ExitCode::from(2));
+    assert!(
+        endless.err.contains("not a regular file"),
+        "{}",
+        endless.err
+    );
+    let devices = cli_owned(quarantine_args(
+        &simulator,
+        &["--machines-file", "/dev/zero"],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    assert_eq!(devices.code, ExitCode::from(2));
+    assert!(
+        devices.err.contains("not a regular file"),
+        "{}",
+        devices.err
+    );
+    assert_eq!(
+        simulator.requests().len(),
+        1,
+        "only the large file's action was sent"
+    );
+}
+
+#[tokio::test]
+async fn a_machines_file_past_its_cap_is_refused_before_sending() {
+    let simulator = simulator().await;
+    let path = std::env::temp_dir().join(format!("host-harness-cli-many-{}", std::process::id()));
+    std::fs::write(&path, format!("{MACHINE}\n").repeat(30_000)).unwrap();
+    let list = path.display().to_string();
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machines-file", &list],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("more than 1048576 bytes"), "{}", run.err);
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_tenants_file_with_an_endless_limit_is_refused_not_a_crash() {
+    let simulator = simulator().await;
+    let path = std::env::temp_dir().join(format!(
+        "host-harness-cli-endless-{}.toml",
+        std::process::id()
+    ));
+    let text = integration_tests::lab_tenants_file(
+        &simulator.base_url(),
+        "",
+        &format!(r#"{{ kind = "token", token-env = "{}" }}"#, token_env()),
+    ) + "[tenant.limits]\nwall-clock-secs = 18446744073709551615\n";
+    std::fs::write(&path, text).unwrap();
+    let tenants = path.display().to_string();
+    let run = cli(&[
+        "status",
+        "141408d1-384c-4c19-8b57-ba39e378011a",
+        "--tenants",
+        &tenants,
+        "--tenant",
+        "lab",
+    ])
+    .await;
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(run.code, ExitCode::from(2));
+    assert!(run.err.contains("limits.wall-clock-secs"), "{}", run.err);
+    assert!(simulator.requests().is_empty());
+}

@@ -7,6 +7,7 @@ use crate::output::{diagnostic, print_action, print_error, print_host_notes, pri
 use crate::{Console, INVALID};
 use anyhow::{Context, Result};
 use defender_host::{File, ProgressUpdate, QuarantineRequest, Targets, Wait};
+use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -72,9 +73,9 @@ fn request(args: &QuarantineArgs) -> Result<QuarantineRequest> {
     };
     let file = match (&args.sha1, &args.file) {
         (Some(sha1), _) => File::Sha1(sha1.clone()),
-        (None, Some(path)) => File::Content(
-            std::fs::read(path).with_context(|| format!("reading --file {}", path.display()))?,
-        ),
+        (None, Some(path)) => {
+            File::Sha1(sha1_of(path).with_context(|| format!("hashing --file {}", path.display()))?)
+        }
         (None, None) => anyhow::bail!("give --sha1 or --file"),
     };
     Ok(QuarantineRequest {
@@ -88,10 +89,41 @@ fn request(args: &QuarantineArgs) -> Result<QuarantineRequest> {
     })
 }
 
+/// The SHA-1 of a regular file, hashed here as it is read (a file of any size, never held in
+/// memory whole; a pipe or a device that never ends is refused).
+fn sha1_of(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        anyhow::bail!("not a regular file");
+    }
+    let mut hasher = sha1_smol::Sha1::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            n => hasher.update(chunk.get(..n).unwrap_or_default()),
+        }
+    }
+    Ok(hasher.digest().to_string())
+}
+
+/// The largest `--machines-file` read: a thousand IDs take 41 KB.
+const MAX_MACHINES_FILE_BYTES: u64 = 1024 * 1024;
+
 /// One device ID a line; blank lines and `#` comments skipped.
 fn read_machines(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading --machines-file {}", path.display()))?;
+    let failed = || format!("reading --machines-file {}", path.display());
+    let file = std::fs::File::open(path).with_context(failed)?;
+    if !file.metadata().with_context(failed)?.is_file() {
+        anyhow::bail!("{}: not a regular file", failed());
+    }
+    let mut text = String::new();
+    file.take(MAX_MACHINES_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(failed)?;
+    if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_MACHINES_FILE_BYTES {
+        anyhow::bail!("{}: more than {MAX_MACHINES_FILE_BYTES} bytes", failed());
+    }
     Ok(text
         .lines()
         .map(str::trim)
