@@ -610,3 +610,31 @@ async fn a_tenants_file_with_an_endless_limit_is_refused_not_a_crash() {
     assert!(run.err.contains("limits.wall-clock-secs"), "{}", run.err);
     assert!(simulator.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_secret_pasted_into_a_tenants_file_is_never_echoed() {
+    let path = std::env::temp_dir().join(format!(
+        "host-harness-cli-pasted-{}.toml",
+        std::process::id()
+    ));
+    for text in [
+        "[[tenant]]\nname = \"lab\"\ncloud = \"commercial\"\ncredential = \"Zq8~pasted.client-secret\"\n",
+        "[[tenant]]\nname = \"lab\"\ncloud = \"commercial\"\ntenant-id = \"t\"\n[tenant.credential]\nkind = \"client-secret\"\nclient-id = \"c\"\nsecret-env = \"S\"\nsecret = \"Zq8~pasted.client-secret\"\n",
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let tenants = path.display().to_string();
+        let run = cli(&[
+            "status",
+            "141408d1-384c-4c19-8b57-ba39e378011a",
+            "--tenants",
+            &tenants,
+            "--tenant",
+            "lab",
+        ])
+        .await;
+        assert_eq!(run.code, ExitCode::from(2));
+        assert!(run.err.contains("line "), "{}", run.err);
+        assert!(!run.err.contains("Zq8~pasted"), "{}", run.err);
+    }
+    std::fs::remove_file(&path).unwrap();
+}

@@ -62,8 +62,9 @@ impl SecretSource {
                 if !is_variable_name(var) {
                     return Err(CredentialError(INVALID_VARIABLE_NAME.into()));
                 }
+                let value = std::env::var(var).ok().map(zeroize::Zeroizing::new);
                 (
-                    std::env::var(var).ok().map(Secret::new),
+                    value.map(|v| Secret::new(v.as_str())),
                     format!("environment variable {var}"),
                 )
             }

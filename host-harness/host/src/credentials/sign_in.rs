@@ -201,7 +201,6 @@ fn seconds(value: Option<&Value>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     const SECRET: &str = "client-secret-Zq8";
 
@@ -219,7 +218,7 @@ mod tests {
         Reply {
             status: http::StatusCode::from_u16(status).unwrap(),
             headers,
-            body: Bytes::from(body.to_owned()),
+            body: zeroize::Zeroizing::new(body.as_bytes().to_vec()),
         }
     }
 

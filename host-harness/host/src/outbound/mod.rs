@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use zeroize::Zeroizing;
 
 /// The per-invocation state of the policy.
 pub struct Outbound {
@@ -192,7 +193,8 @@ impl Outbound {
         if self.permits == 0 {
             return Err("the request is not covered by a rate-limit permit".into());
         }
-        let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+        let bearer = Zeroizing::new(format!("Bearer {}", token.expose()));
+        let mut value = HeaderValue::from_str(&bearer)
             .map_err(|_| "the tenant's token is not a valid header value".to_string())?;
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::{Error as ErrorCode, RequestOptions, WasiBody};
+use zeroize::Zeroizing;
 
 /// Idle connections kept per host.
 const MAX_IDLE_PER_HOST: usize = 64;
@@ -155,15 +156,16 @@ pub struct HttpClient {
     timeouts: Timeouts,
 }
 
-/// A complete answer: status, headers and a body read up to a bound. Its `Debug` shows the
-/// status and the body's size, never the body (a token endpoint's holds a token).
+/// A complete answer: status, headers and a body read up to a bound, wiped from memory when
+/// dropped. Its `Debug` shows the status and the body's size, never the body (a token
+/// endpoint's holds a token).
 pub struct Reply {
     /// The answer's status.
     pub status: http::StatusCode,
     /// The answer's headers.
     pub headers: http::HeaderMap,
     /// The answer's body, whole (within the caller's bound).
-    pub body: Bytes,
+    pub body: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Reply {
@@ -191,22 +193,25 @@ impl HttpClient {
         let destination = destination(request.uri());
         let response = self.send(request, None).await?;
         let (parts, body) = response.into_parts();
-        let body = Limited::new(body, max_body_bytes)
-            .collect()
-            .await
-            .map_err(|error| {
+        let mut body = Limited::new(body, max_body_bytes);
+        let mut bytes = Zeroizing::new(Vec::new());
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|error| {
                 let detail = if error.is::<http_body_util::LengthLimitError>() {
                     format!("{destination} answered with more than {max_body_bytes} bytes")
                 } else {
                     format!("{destination}: reading the answer failed ({error})")
                 };
                 TransportError::new(ErrorCode::HttpResponseIncomplete, detail)
-            })?
-            .to_bytes();
+            })?;
+            if let Ok(data) = frame.into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
         Ok(Reply {
             status: parts.status,
             headers: parts.headers,
-            body,
+            body: bytes,
         })
     }
 
