@@ -1,15 +1,17 @@
-//! The precompiled-code cache: a second runtime loads what the first compiled; a corrupt or
-//! foreign entry is recompiled and replaced, never trusted.
+//! The precompiled-code cache: a second runtime loads what the first compiled; a corrupt,
+//! foreign or unauthenticated entry, or a directory or key others could have written, is never
+//! trusted: the code is compiled afresh and the runtime says why.
 
 use defender_host::code_cache::Source;
 use defender_host::{COMPONENT, Runtime};
 use integration_tests::{COMMENT, MACHINE, PROBE, SHA1, simulator, tenant};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("host-harness-cache-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    clean(&dir);
     dir
 }
 
@@ -29,14 +31,38 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
     entries
 }
 
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn key_of(dir: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.key", dir.display()))
+}
+
+fn clean(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_file(key_of(dir));
+}
+
 #[tokio::test]
 async fn the_second_runtime_loads_from_the_cache_and_works() {
     let dir = temp_dir("reuse");
-    assert_eq!(build(&dir, COMPONENT).source(), Source::Compiled);
+    let first = build(&dir, COMPONENT);
+    assert_eq!(
+        (first.source(), first.cache_warning()),
+        (Source::Compiled, None)
+    );
     let cached = build(&dir, COMPONENT);
-    assert_eq!(cached.source(), Source::Cache);
+    assert_eq!(
+        (cached.source(), cached.cache_warning()),
+        (Source::Cache, None)
+    );
     assert_eq!(entries(&dir).len(), 1);
     assert!(entries(&dir)[0].extension().is_some_and(|e| e == "cwasm"));
+    // Made private: the directory 0700, the entry and the key 0600.
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&entries(&dir)[0]), 0o600);
+    assert_eq!(mode(&key_of(&dir)), 0o600);
 
     let simulator = simulator().await;
     let outcome = cached
@@ -48,7 +74,7 @@ async fn the_second_runtime_loads_from_the_cache_and_works() {
     // Another component gets an entry of its own.
     assert_eq!(build(&dir, PROBE).source(), Source::Compiled);
     assert_eq!(entries(&dir).len(), 2);
-    std::fs::remove_dir_all(&dir).unwrap();
+    clean(&dir);
 }
 
 #[tokio::test]
@@ -65,7 +91,7 @@ async fn a_corrupt_entry_is_recompiled_and_replaced() {
 
     std::fs::write(&entry, b"short").unwrap();
     assert_eq!(build(&dir, COMPONENT).source(), Source::Compiled);
-    std::fs::remove_dir_all(&dir).unwrap();
+    clean(&dir);
 }
 
 #[tokio::test]
@@ -73,12 +99,101 @@ async fn a_foreign_entry_with_a_valid_digest_is_not_trusted() {
     let dir = temp_dir("foreign");
     build(&dir, COMPONENT);
     let entry = entries(&dir).remove(0);
-    // Not code this engine produced, but framed with a correct digest.
+    // Not code this engine produced, framed as the old format did: an unkeyed digest.
     let payload = b"\\0asm not precompiled code at all";
     let digest = sha256(payload);
     std::fs::write(&entry, [digest.as_slice(), payload].concat()).unwrap();
-    assert_eq!(build(&dir, COMPONENT).source(), Source::Compiled);
-    std::fs::remove_dir_all(&dir).unwrap();
+    let rebuilt = build(&dir, COMPONENT);
+    assert_eq!(rebuilt.source(), Source::Compiled);
+    assert!(
+        rebuilt
+            .cache_warning()
+            .is_some_and(|w| w.contains("not authenticated")),
+        "{:?}",
+        rebuilt.cache_warning()
+    );
+    clean(&dir);
+}
+
+#[tokio::test]
+async fn another_components_entry_under_this_ones_name_is_refused() {
+    let dir = temp_dir("swapped");
+    build(&dir, COMPONENT);
+    let real = entries(&dir).remove(0);
+    build(&dir, PROBE);
+    let probe = entries(&dir)
+        .into_iter()
+        .find(|e| *e != real)
+        .expect("the probe's entry");
+    // Valid code with a valid MAC, for another component: copied over the real one's entry.
+    std::fs::copy(&probe, &real).unwrap();
+    let runtime = build(&dir, COMPONENT);
+    assert_eq!(runtime.source(), Source::Compiled);
+    assert!(
+        runtime
+            .cache_warning()
+            .is_some_and(|w| w.contains("not authenticated")),
+        "{:?}",
+        runtime.cache_warning()
+    );
+    let simulator = simulator().await;
+    let outcome = runtime
+        .stop_and_quarantine(&tenant(&simulator), MACHINE, SHA1, COMMENT)
+        .await
+        .unwrap();
+    assert!(
+        outcome.result.is_ok(),
+        "the real component ran: {:?}",
+        outcome.result
+    );
+    clean(&dir);
+}
+
+#[tokio::test]
+async fn a_directory_or_key_others_could_write_is_not_used() {
+    let shared = temp_dir("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let runtime = build(&shared, COMPONENT);
+    assert_eq!(runtime.source(), Source::Compiled);
+    assert!(
+        runtime
+            .cache_warning()
+            .is_some_and(|w| w.contains("other users can write")),
+        "{:?}",
+        runtime.cache_warning()
+    );
+    assert!(entries(&shared).is_empty(), "nothing was stored there");
+    clean(&shared);
+
+    let open_key = temp_dir("open-key");
+    build(&open_key, COMPONENT);
+    std::fs::set_permissions(key_of(&open_key), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let runtime = build(&open_key, COMPONENT);
+    assert_eq!(runtime.source(), Source::Compiled);
+    assert!(
+        runtime
+            .cache_warning()
+            .is_some_and(|w| w.contains("can read the cache key")),
+        "{:?}",
+        runtime.cache_warning()
+    );
+    clean(&open_key);
+
+    let open_entry = temp_dir("open-entry");
+    build(&open_entry, COMPONENT);
+    let entry = entries(&open_entry).remove(0);
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let runtime = build(&open_entry, COMPONENT);
+    assert_eq!(runtime.source(), Source::Compiled);
+    assert!(
+        runtime
+            .cache_warning()
+            .is_some_and(|w| w.contains("other users can write")),
+        "{:?}",
+        runtime.cache_warning()
+    );
+    clean(&open_entry);
 }
 
 /// SHA-256, computed with the system's `sha256sum` so the test does not share the code under test.

@@ -57,14 +57,18 @@ impl Connection {
                 return Ok(None);
             }
         };
-        let runtime = load(self.component.as_deref(), self.cache_dir)?;
+        let runtime = load(self.component.as_deref(), self.cache_dir, console)?;
         Ok(Some((runtime, tenant)))
     }
 }
 
 /// The runtime for the embedded component or the one at `component`, with precompiled code
-/// kept in `cache_dir` (or the user's cache directory).
-pub fn load(component: Option<&Path>, cache_dir: Option<PathBuf>) -> Result<Runtime> {
+/// kept in `cache_dir` (or the user's cache directory); a refused cache is a warning on stderr.
+pub fn load(
+    component: Option<&Path>,
+    cache_dir: Option<PathBuf>,
+    console: &mut Console<'_>,
+) -> Result<Runtime> {
     let bytes = match component {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("reading the component {}", path.display()))?,
@@ -74,7 +78,11 @@ pub fn load(component: Option<&Path>, cache_dir: Option<PathBuf>) -> Result<Runt
     if let Some(dir) = cache_dir.or_else(default_cache_dir) {
         builder = builder.cache_dir(dir);
     }
-    Ok(builder.build(&bytes)?)
+    let runtime = builder.build(&bytes)?;
+    if let Some(warning) = runtime.cache_warning() {
+        crate::output::diagnostic(console, &format!("warning: {warning}"))?;
+    }
+    Ok(runtime)
 }
 
 /// Where the cache lives by default: `$XDG_CACHE_HOME/host-harness`, else

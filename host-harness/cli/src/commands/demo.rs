@@ -20,7 +20,7 @@ pub async fn run(cache_dir: Option<PathBuf>, console: &mut Console<'_>) -> Resul
     let simulator = Simulator::start(0, Some(TOKEN))
         .await
         .context("starting the simulator")?;
-    let runtime = load(None, cache_dir)?;
+    let runtime = load(None, cache_dir, console)?;
     let tenant = Tenant::new(
         ApiOrigin::parse(&simulator.base_url())?,
         Arc::new(StaticToken::new(Secret::new(TOKEN))),

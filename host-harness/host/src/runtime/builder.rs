@@ -28,6 +28,7 @@ pub struct RuntimeBuilder {
     max_in_flight: usize,
     max_requests_per_host: usize,
     cache_dir: Option<PathBuf>,
+    cache_key_file: Option<PathBuf>,
     network: Network,
 }
 
@@ -38,6 +39,7 @@ impl Default for RuntimeBuilder {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_requests_per_host: DEFAULT_MAX_REQUESTS_PER_HOST,
             cache_dir: None,
+            cache_key_file: None,
             network: Network::default(),
         }
     }
@@ -67,9 +69,18 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Keep precompiled code in `dir`, so the next process loads instead of compiling.
+    /// Keep precompiled code in `dir`, so the next process loads instead of compiling. The
+    /// directory must be this user's and writable by no one else (it is made 0700); entries are
+    /// authenticated with a key kept beside it, in `{dir}.key`, unless
+    /// [`RuntimeBuilder::cache_key_file`] names another file.
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Where the code cache's key is kept (made, readable by this user alone, if missing).
+    pub fn cache_key_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.cache_key_file = Some(file.into());
         self
     }
 
@@ -92,11 +103,22 @@ impl RuntimeBuilder {
     pub fn build(self, component: &[u8]) -> Result<Runtime, RuntimeError> {
         let pool = ConnectionPool::new(self.network.clone(), self.max_requests_per_host);
         let engine = Engine::new(&self.config()).map_err(RuntimeError::Load)?;
-        let (component, source) = match &self.cache_dir {
-            Some(dir) => code_cache::load(&engine, component, dir),
-            None => Component::new(&engine, component).map(|c| (c, Source::Compiled)),
+        let loaded = match &self.cache_dir {
+            Some(dir) => {
+                let key_file = self
+                    .cache_key_file
+                    .clone()
+                    .unwrap_or_else(|| code_cache::default_key_file(dir));
+                code_cache::load(&engine, component, dir, &key_file)
+            }
+            None => Component::new(&engine, component).map(|component| code_cache::Loaded {
+                component,
+                source: Source::Compiled,
+                warning: None,
+            }),
         }
         .map_err(RuntimeError::Load)?;
+        let component = loaded.component;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Load)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
@@ -113,7 +135,8 @@ impl RuntimeBuilder {
             self.limits,
             self.max_in_flight,
             pool,
-            source,
+            loaded.source,
+            loaded.warning,
         ))
     }
 

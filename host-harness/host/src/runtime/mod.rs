@@ -83,6 +83,7 @@ struct Shared {
     in_flight: Semaphore,
     pool: ConnectionPool,
     source: Source,
+    cache_warning: Option<String>,
     ticking: Arc<AtomicBool>,
 }
 
@@ -105,6 +106,7 @@ impl Runtime {
         max_in_flight: usize,
         pool: ConnectionPool,
         source: Source,
+        cache_warning: Option<String>,
     ) -> Self {
         let ticking = Arc::new(AtomicBool::new(true));
         spawn_ticker(engine.clone(), ticking.clone());
@@ -115,6 +117,7 @@ impl Runtime {
             in_flight: Semaphore::new(max_in_flight),
             pool,
             source,
+            cache_warning,
             ticking,
         };
         Self {
@@ -125,6 +128,12 @@ impl Runtime {
     /// Whether the component's code came from the cache or was compiled.
     pub fn source(&self) -> Source {
         self.shared.source
+    }
+
+    /// Why the code cache (or an entry in it) was not used, when it was refused: the code was
+    /// compiled afresh instead.
+    pub fn cache_warning(&self) -> Option<&str> {
+        self.shared.cache_warning.as_deref()
     }
 
     /// The limits a call for `tenant` gets: the tenant's own, or the runtime's defaults.
