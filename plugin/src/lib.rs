@@ -10,6 +10,8 @@ mod example;
 mod fanout;
 mod machine_action;
 mod operations;
+#[cfg(test)]
+mod properties;
 mod request;
 mod response;
 mod retry;

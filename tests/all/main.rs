@@ -9,6 +9,7 @@ mod hostile_probe;
 mod lifecycle;
 mod limits;
 mod outbound_policy;
+mod properties;
 mod sign_in;
 mod simulator;
 mod stop_and_quarantine;

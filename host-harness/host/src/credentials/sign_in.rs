@@ -334,4 +334,24 @@ mod tests {
             assert!(!error.0.contains(&encoded[..12]), "{error}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_token_endpoint_answer_is_a_token_or_an_error_without_the_secret(
+            status in 100u16..600,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            content_type in "[ -~]{0,40}",
+        ) {
+            let mut headers = http::HeaderMap::new();
+            if let Ok(value) = content_type.parse() {
+                headers.insert(http::header::CONTENT_TYPE, value);
+            }
+            let Ok(status) = http::StatusCode::from_u16(status) else { return Ok(()); };
+            let answer = Reply { status, headers, body: zeroize::Zeroizing::new(body) };
+            if let Err(error) = sign_in().read(&answer) {
+                proptest::prop_assert!(!error.0.contains(SECRET));
+                proptest::prop_assert!(!error.0.chars().any(char::is_control));
+            }
+        }
+    }
 }

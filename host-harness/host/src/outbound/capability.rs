@@ -247,4 +247,16 @@ mod tests {
         let long = format!("/api/{}", "a".repeat(5000));
         assert!(check(Method::GET, &long).unwrap_err().len() < 400);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_path_is_judged_without_panic(path in "/[ -~]{0,300}", post in proptest::bool::ANY) {
+            let method = if post { Method::POST } else { Method::GET };
+            let uri = format!("https://api.security.microsoft.com{path}").parse::<Uri>();
+            if let Ok(Err(reason)) = uri.map(|uri| of(&method, &uri)) {
+                proptest::prop_assert!(reason.len() < 1000);
+                proptest::prop_assert!(!reason.contains(char::is_control));
+            }
+        }
+    }
 }

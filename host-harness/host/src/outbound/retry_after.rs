@@ -54,4 +54,11 @@ mod tests {
             assert_eq!(parse(garbage, now), None, "{garbage:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_value_is_a_delay_or_nothing(value in ".{0,60}", now in 0u64..4_000_000_000) {
+            let _ = parse(&value, at(now));
+        }
+    }
 }

@@ -346,3 +346,11 @@ fn a_limit_past_a_day_is_refused_not_overflowed() {
     let limits = tenants.get("x").unwrap().limits.unwrap();
     assert_eq!(limits.max_retry_after, Duration::from_secs(60));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    #[test]
+    fn any_tenants_file_loads_or_is_refused_without_a_panic(text in "[ -~\n]{0,400}") {
+        let _ = TenantsFile::parse(&text, Path::new("/nonexistent"));
+    }
+}

@@ -148,3 +148,12 @@ fn a_tunnel_target_always_names_its_port() {
         assert_eq!(with_port(given.parse().unwrap()).to_string(), expected);
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_proxy_setting_parses_or_is_refused_without_its_password(text in ".{0,80}") {
+        if let Err(error) = Proxy::parse(&format!("http://user:hunter2@{text}")) {
+            proptest::prop_assert!(!error.to_string().contains("hunter2"));
+        }
+    }
+}
