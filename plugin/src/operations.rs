@@ -5,7 +5,7 @@ use crate::bindings::defender::endpoint::types::{ActionError, ActionStatus, Mach
 use crate::call::{Failure, Host, perform};
 use crate::machine_action;
 use crate::request::{self, ApiRequest};
-use crate::response;
+use crate::response::{self, Effect};
 use crate::retry::RetryPolicy;
 use crate::timestamp;
 use crate::validate::{ActionId, Comment, MachineId, Sha1};
@@ -57,7 +57,7 @@ pub fn create(
         let sent_at = host.wall_clock_ms();
         let message = match perform(host, &post, policy) {
             Ok(answer) => {
-                let action = response::machine_action(&answer)?;
+                let action = response::machine_action(&answer, Effect::Create)?;
                 // A duplicate can come back as 201 with the older pending action.
                 let adopted = created_ms(&action).is_some_and(|t| t + CLOCK_SKEW_MS < sent_at);
                 return Ok(Quarantined { action, adopted });
@@ -114,7 +114,7 @@ pub fn get_action(
     let get = request::get_action(id);
     let mut wait = NOT_FOUND_FIRST_WAIT_MS;
     for _ in 0..NOT_FOUND_RETRIES {
-        match fetch_action(host, &get, policy) {
+        match fetch_action(host, &get, Effect::Read, policy) {
             Err(ActionError::NotFound(_)) => {
                 host.sleep_ms(wait);
                 wait *= 2;
@@ -122,7 +122,7 @@ pub fn get_action(
             other => return other,
         }
     }
-    fetch_action(host, &get, policy)
+    fetch_action(host, &get, Effect::Read, policy)
 }
 
 /// Cancels an action that is not final yet.
@@ -132,7 +132,12 @@ pub fn cancel_action(
     comment: &Comment,
     policy: &RetryPolicy,
 ) -> Result<MachineAction, ActionError> {
-    fetch_action(host, &request::cancel_action(id, comment), policy)
+    fetch_action(
+        host,
+        &request::cancel_action(id, comment),
+        Effect::Cancel,
+        policy,
+    )
 }
 
 /// The IDs of the devices that have seen the file.
@@ -152,10 +157,11 @@ pub fn machines_with_file(
 fn fetch_action(
     host: &mut impl Host,
     request: &ApiRequest,
+    effect: Effect,
     policy: &RetryPolicy,
 ) -> Result<MachineAction, ActionError> {
     let answer = perform(host, request, policy)?;
-    response::machine_action(&answer)
+    response::machine_action(&answer, effect)
 }
 
 /// The newest of this device's actions for this file that satisfies `wanted`.

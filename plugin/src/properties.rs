@@ -77,7 +77,7 @@ proptest! {
     ) {
         let answer = RawResponse { status, retry_after, body, truncated };
         let _ = response::interpret(&answer);
-        let _ = response::machine_action(&answer);
+        let _ = response::machine_action(&answer, response::Effect::Create);
         let _ = response::listing(&answer);
         let _ = response::api_error(&answer);
     }

@@ -71,19 +71,35 @@ pub fn interpret(response: &RawResponse) -> Verdict {
     }
 }
 
+/// What a request may have done at the API though its successful answer cannot be read: the
+/// error says so, and says nothing of the kind for a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// A read: nothing changed.
+    Read,
+    /// A POST that creates an action.
+    Create,
+    /// A POST that cancels one.
+    Cancel,
+}
+
 /// The MachineAction in a successful answer. A body that is not one is an upstream error that
-/// says the action may exist all the same.
-pub fn machine_action(response: &RawResponse) -> Result<MachineAction, ActionError> {
-    success_body(response, machine_action::parse)
+/// says what the request may have done all the same.
+pub fn machine_action(
+    response: &RawResponse,
+    effect: Effect,
+) -> Result<MachineAction, ActionError> {
+    success_body(response, effect, machine_action::parse)
 }
 
 /// The members of `{"value": [...]}`, the shape of every listing.
 pub fn listing(response: &RawResponse) -> Result<Vec<serde_json::Map<String, Value>>, ActionError> {
-    success_body(response, machine_action::parse_listing)
+    success_body(response, Effect::Read, machine_action::parse_listing)
 }
 
 fn success_body<T>(
     response: &RawResponse,
+    effect: Effect,
     parse: impl FnOnce(&[u8]) -> Result<T, String>,
 ) -> Result<T, ActionError> {
     let parsed = if response.truncated {
@@ -93,12 +109,15 @@ fn success_body<T>(
     };
     parsed.map_err(|why| {
         let status = response.status;
+        let done = match effect {
+            Effect::Read => "",
+            Effect::Create => "; the action may have been created",
+            Effect::Cancel => "; the cancellation may have been made",
+        };
         ActionError::Upstream(ApiError {
             status,
             code: None,
-            message: Some(format!(
-                "the API answered {status} but {why}; the action may have been created"
-            )),
+            message: Some(format!("the API answered {status} but {why}{done}")),
             target: None,
         })
     })
@@ -168,12 +187,13 @@ mod tests {
     fn created_is_the_action() {
         let response = answer(201, r#"{"id":"x","status":"Pending"}"#);
         assert_eq!(interpret(&response), Verdict::Success);
-        assert_eq!(machine_action(&response).unwrap().id, "x");
+        assert_eq!(machine_action(&response, Effect::Create).unwrap().id, "x");
     }
 
     #[test]
     fn created_with_garbage_says_the_action_may_exist() {
-        let Err(ActionError::Upstream(api)) = machine_action(&answer(201, "oops")) else {
+        let Err(ActionError::Upstream(api)) = machine_action(&answer(201, "oops"), Effect::Create)
+        else {
             panic!("expected upstream");
         };
         assert_eq!(api.status, 201);
@@ -181,11 +201,34 @@ mod tests {
     }
 
     #[test]
+    fn a_read_with_garbage_claims_nothing_was_done() {
+        let Err(ActionError::Upstream(read)) = machine_action(&answer(200, "oops"), Effect::Read)
+        else {
+            panic!("expected upstream");
+        };
+        let Err(ActionError::Upstream(listed)) = listing(&answer(200, "oops")) else {
+            panic!("expected upstream");
+        };
+        for api in [read, listed] {
+            assert!(!api.message.unwrap().contains("may have been"));
+        }
+        let Err(ActionError::Upstream(api)) = machine_action(&answer(200, "oops"), Effect::Cancel)
+        else {
+            panic!("expected upstream");
+        };
+        assert!(
+            api.message
+                .unwrap()
+                .contains("cancellation may have been made")
+        );
+    }
+
+    #[test]
     fn oversized_success_is_refused() {
         let mut response = answer(201, r#"{"id":"x"}"#);
         response.truncated = true;
         assert!(matches!(
-            machine_action(&response),
+            machine_action(&response, Effect::Create),
             Err(ActionError::Upstream(_))
         ));
     }

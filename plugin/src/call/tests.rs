@@ -12,7 +12,7 @@ fn run(script: &mut Script) -> Result<MachineAction, ActionError> {
         body: b"{}".to_vec(),
     };
     let answer = perform(script, &request, &RetryPolicy::default())?;
-    crate::response::machine_action(&answer)
+    crate::response::machine_action(&answer, crate::response::Effect::Create)
 }
 
 #[test]
