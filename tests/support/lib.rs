@@ -2,6 +2,7 @@
 //! the API page's example values, a test CA and a CONNECT proxy.
 
 pub mod proxy;
+pub mod raw_api;
 pub mod tls;
 
 use defender_host::credentials::{CredentialError, Secret, StaticToken, TokenFuture, TokenSource};
