@@ -1,14 +1,15 @@
 //! Whatever the API answers, through the real component in the real host: the call ends with an
-//! outcome (or a limit the host enforces), never a trap, never the token in what it reports, and
-//! every request the API saw is one the host counted.
+//! outcome (or a limit the host enforces by name), never a trap, never the token in what it
+//! reports, and every request the API saw is one the host counted.
 //!
 //! The answers are generated, from the simulator (any status outside the ones the component
 //! retries on a timer, any content type, any body: arbitrary text, the API's error object and
-//! MachineAction with members of any type; 429s whose `Retry-After` is any number of digits or
-//! any date) and from a raw server (arbitrary bytes where an HTTP response belongs, and
-//! responses carrying listings of devices and actions with IDs of any shape). Statuses the
-//! component waits on (5xx backoff, a 429 with no usable header) are left to the example-based
-//! tests: each would spend seconds of sleep per case.
+//! MachineAction with members of any type, or up to 6 MiB of filler so memory stays bounded;
+//! 429s whose `Retry-After` is any number of digits or any date) and from a raw server
+//! (arbitrary bytes where an HTTP response belongs, and responses carrying listings of devices
+//! and actions with IDs of any shape). Statuses the component waits on (5xx backoff, a 429 with
+//! no usable header) are left to the example-based tests: each would spend seconds of sleep per
+//! case.
 
 use defender_host::credentials::{Secret, StaticToken};
 use defender_host::outbound::ApiOrigin;
@@ -88,6 +89,13 @@ fn reply() -> impl Strategy<Value = Reply> {
             body,
         }),
         retry_after().prop_map(|retry_after| Reply::Throttle { retry_after }),
+        // Memory stays bounded: past the host's 4 MiB response limit, the call is stopped by
+        // name; below it, past the component's own cap, the body is refused.
+        (
+            prop_oneof![Just(200_u16), Just(201), Just(400)],
+            0_usize..6 * 1024 * 1024
+        )
+            .prop_map(|(status, bytes)| Reply::Oversized { status, bytes }),
     ]
 }
 
