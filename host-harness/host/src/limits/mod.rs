@@ -13,7 +13,8 @@ use thiserror::Error;
 /// the host goes on serving the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Time the guest may spend executing wasm (waits in the host do not count).
+    /// Time the guest may spend executing wasm and in host calls that return without yielding
+    /// (waits for the network, timers, permits and sign-in do not count).
     pub cpu: Duration,
     /// The most linear memory the component may grow to, in bytes.
     pub memory_bytes: usize,
