@@ -2,9 +2,14 @@
 //! tenant's actions go on beside it; waits in the host do not count as CPU.
 
 use crate::hostile_probe::{api, beside_a_good_tenant, hostile_limits, limit};
+use defender_host::credentials::{Secret, StaticToken};
 use defender_host::limits::Limits;
-use defender_host::{ActionError, LimitExceeded, Runtime, RuntimeError};
-use integration_tests::{MACHINE, PROBE, SHA1, component, simulator, tenant};
+use defender_host::rate_limit::Budget;
+use defender_host::{ActionError, COMPONENT, LimitExceeded, Runtime, RuntimeError};
+use integration_tests::{
+    COMMENT, FLEET, MACHINE, PROBE, SHA1, TOKEN, component, simulator, tenant, tenant_with,
+};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test]
@@ -199,6 +204,54 @@ async fn a_tenant_at_its_cap_leaves_the_runtimes_other_slots_to_others() {
     for sleeper in sleepers {
         let _ = sleeper.await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_waiting_for_its_budget_leaves_the_runtimes_slot_to_others() {
+    let runtime = Runtime::builder()
+        .max_in_flight(1)
+        .build(COMPONENT)
+        .expect("the component loads");
+    let spent_simulator = simulator().await;
+    let mut spent = tenant_with(
+        &spent_simulator,
+        Arc::new(StaticToken::new(Secret::new(TOKEN))),
+        Budget {
+            per_minute: 1,
+            per_hour: 1500,
+        },
+    );
+    spent.limits = Some(Limits {
+        wall_clock: Duration::from_secs(150),
+        ..Limits::default()
+    });
+    let first = runtime
+        .stop_and_quarantine(&spent, MACHINE, SHA1, COMMENT)
+        .await
+        .expect("the first call runs");
+    assert!(first.result.is_ok(), "{:?}", first.result);
+    // The tenant's next permit is a minute away: the component would sleep for it.
+    let waiting = {
+        let (runtime, spent) = (runtime.clone(), spent.clone());
+        tokio::spawn(async move {
+            runtime
+                .stop_and_quarantine(&spent, FLEET[1], SHA1, COMMENT)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let good_simulator = simulator().await;
+    let outcome = runtime
+        .stop_and_quarantine(&tenant(&good_simulator), MACHINE, SHA1, COMMENT)
+        .await
+        .expect("the good tenant's call runs");
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(
+        !waiting.is_finished(),
+        "the good tenant got the only slot only once the waiting tenant was done"
+    );
+    assert_eq!(spent_simulator.requests().len(), 1, "nothing sent early");
+    waiting.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
