@@ -150,10 +150,13 @@ pub fn api_error(response: &RawResponse) -> ApiError {
     api
 }
 
-/// `Retry-After` in seconds (the API's form); an HTTP date or garbage gets the default.
+/// `Retry-After` in seconds (the API's form, digits only); an HTTP date, a sign or garbage gets
+/// the default.
 pub fn retry_after_ms(header: Option<&str>) -> u64 {
     header
-        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|value| value.parse::<u64>().ok())
         .map_or(DEFAULT_RETRY_AFTER_MS, |secs| secs.saturating_mul(1000))
 }
 
@@ -324,6 +327,13 @@ mod tests {
             retry_after_ms(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
             DEFAULT_RETRY_AFTER_MS
         );
+        for signed in ["+100000000", "-5", " + 3"] {
+            assert_eq!(
+                retry_after_ms(Some(signed)),
+                DEFAULT_RETRY_AFTER_MS,
+                "{signed}"
+            );
+        }
     }
 
     #[test]

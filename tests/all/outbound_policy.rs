@@ -4,8 +4,10 @@
 
 use crate::hostile_probe::{api, api_of, beside_a_good_tenant, denied, hostile_limits};
 use defender_host::ActionError;
-use defender_simulator::Simulator;
+use defender_host::limits::Limits;
+use defender_simulator::{Reply, Simulator};
 use integration_tests::{TOKEN, probe, simulator, tenant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_request_that_follows_the_rules_goes_out_with_the_real_token() {
@@ -131,6 +133,62 @@ async fn a_guest_cannot_pause_its_tenant_without_a_429() {
         "the permit after the throttle was granted: {:?}",
         outcome.result
     );
+}
+
+#[tokio::test]
+async fn after_a_429_a_guests_throttle_counts_once_never_re_armed() {
+    let simulator = simulator().await;
+    simulator.script([Reply::throttle(1)]);
+    let mut throttled = tenant(&simulator);
+    throttled.limits = Some(Limits {
+        max_retry_after: Duration::from_secs(120),
+        ..hostile_limits()
+    });
+    let url = api_of(&simulator);
+    let first = probe()
+        .stop_and_quarantine(&throttled, &url, "credential,permit,throttle-after", "")
+        .await
+        .expect("the probe completes");
+    assert!(
+        matches!(&first.result, Err(ActionError::Upstream(answer)) if answer.status == 429),
+        "{:?}",
+        first.result
+    );
+    // The 429 asked for a second and the guest's first `throttled` for one more; its second,
+    // for ever, is not honoured: the pause is about a second, not the two-minute clamp.
+    let paused = throttled.limiter.try_acquire().expect_err("paused");
+    assert!(paused <= Duration::from_secs(1), "paused for {paused:?}");
+}
+
+#[tokio::test]
+async fn the_guest_reads_only_the_retry_after_the_host_applied() {
+    // `+5` and garbage are not delay-seconds (RFC 9110 §10.2.3), so the host cannot read them;
+    // a lenient parser in a guest would read `+100000000` as three years.
+    for (sent, handed) in [
+        ("+100000000", "60"),
+        ("soon", "60"),
+        ("100000000", "120"),
+        ("7", "7"),
+    ] {
+        let simulator = simulator().await;
+        simulator.script([Reply::Throttle {
+            retry_after: sent.into(),
+        }]);
+        let mut throttled = tenant(&simulator);
+        throttled.limits = Some(Limits {
+            max_retry_after: Duration::from_secs(120),
+            ..hostile_limits()
+        });
+        let outcome = probe()
+            .stop_and_quarantine(&throttled, &api_of(&simulator), "credential,permit", "")
+            .await
+            .expect("the probe completes");
+        let Err(ActionError::Upstream(answer)) = &outcome.result else {
+            panic!("{sent}: {:?}", outcome.result);
+        };
+        assert_eq!(answer.status, 429);
+        assert_eq!(answer.message.as_deref(), Some(handed), "{sent}");
+    }
 }
 
 #[tokio::test]

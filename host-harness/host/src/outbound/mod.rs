@@ -22,6 +22,7 @@ use crate::limits::LimitExceeded;
 use crate::limits::Limits;
 use crate::rate_limit::RateLimiter;
 use crate::transport::{HttpClient, destination};
+use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -147,7 +148,8 @@ impl Outbound {
     /// long, at most the limit, and only if this invocation did get a 429 (a guest cannot pause
     /// its tenant on its own say-so).
     pub fn guest_throttled(&self, retry_after: Duration) {
-        if self.throttled.load(Ordering::Relaxed) {
+        // Once for each 429 the host saw: a guest cannot re-arm the pause in a loop.
+        if self.throttled.swap(false, Ordering::Relaxed) {
             self.limiter.pause(retry_after.min(self.max_retry_after));
         }
     }
@@ -193,8 +195,9 @@ impl Outbound {
         if self.permits == 0 {
             return Err("the request is not covered by a rate-limit permit".into());
         }
-        let bearer = Zeroizing::new(format!("Bearer {}", token.expose()));
-        let mut value = HeaderValue::from_str(&bearer)
+        // One copy of the token in the header, in a buffer wiped when the request is dropped.
+        let bearer = Zeroizing::new(format!("Bearer {}", token.expose()).into_bytes());
+        let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(bearer))
             .map_err(|_| "the tenant's token is not a valid header value".to_string())?;
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);
@@ -243,17 +246,17 @@ impl WasiHttpHooks for Outbound {
                     .headers()
                     .get(http::header::RETRY_AFTER)
                     .and_then(|value| value.to_str().ok())
-                    .and_then(|value| retry_after::parse(value, SystemTime::now()));
-                if let Some(asked) = asked {
-                    let pause = asked.min(max_retry_after);
-                    limiter.pause(pause);
-                    // The component reads the pause the host applies, in seconds: one parser
-                    // (this one), dates included, and never more than the clamp.
-                    let seconds = pause.as_secs() + u64::from(pause.subsec_nanos() > 0);
-                    response
-                        .headers_mut()
-                        .insert(http::header::RETRY_AFTER, seconds.into());
-                }
+                    .and_then(|value| retry_after::parse(value, SystemTime::now()))
+                    .unwrap_or(retry_after::WITHOUT_ONE);
+                let pause = asked.min(max_retry_after);
+                limiter.pause(pause);
+                // The component reads the pause the host applies, in seconds: one parser (this
+                // one), dates included, never more than the clamp, and always a header, so a
+                // value only the component would read (`+5`, garbage) never reaches it.
+                let seconds = pause.as_secs() + u64::from(pause.subsec_nanos() > 0);
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, seconds.into());
             }
             let response = response.map(|body| {
                 Limited::new(body, limit)

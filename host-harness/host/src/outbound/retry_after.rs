@@ -3,6 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
+/// The pause for a 429 without a `Retry-After` the host can read: a minute, what the
+/// component waits in that case too.
+pub const WITHOUT_ONE: Duration = Duration::from_secs(60);
+
 /// The delay `value` asks for at `now`; `None` when it is neither form.
 pub fn parse(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();

@@ -107,15 +107,46 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         } else {
             Method::Post
         };
-        Err(send(&url, &method, authorization, steps.contains(&"hold")))
+        let answer = send(&url, &method, authorization, steps.contains(&"hold"));
+        if steps.contains(&"throttle-after") {
+            // Honoured once for the 429 the host saw; the second must not re-arm the pause.
+            rate_limit::throttled(1000);
+            rate_limit::throttled(u64::MAX);
+        }
+        Err(answer)
     }
 
-    fn quarantine(_: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
-        Err(unsupported())
+    /// `comment` is the step: `progress-burst` reports 5000 updates with device-sized IDs,
+    /// `progress-long-ids` 100 with 300-byte IDs.
+    fn quarantine(request: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
+        let (count, id_bytes) = match request.comment.as_str() {
+            "progress-burst" => (5000, 40),
+            "progress-long-ids" => (100, 300),
+            _ => return Err(unsupported()),
+        };
+        let id = "a".repeat(id_bytes);
+        for _ in 0..count {
+            progress::report(&progress::Update {
+                machine_id: id.clone(),
+                action_id: id.clone(),
+                status: ActionStatus::Pending,
+                is_final: false,
+            });
+        }
+        Ok(Vec::new())
     }
 
-    fn prepare(_: QuarantineRequest) -> Result<Prepared, ActionError> {
-        Err(unsupported())
+    /// `comment` is the step: `foreign-devices` names two devices nobody asked for and claims
+    /// no cap on devices.
+    fn prepare(request: QuarantineRequest) -> Result<Prepared, ActionError> {
+        if request.comment != "foreign-devices" {
+            return Err(unsupported());
+        }
+        Ok(Prepared {
+            machine_ids: vec!["f".repeat(40), "e".repeat(40)],
+            sha1: "87662bc3d60e4200ceaf7aae249d1c343f4b83c9".into(),
+            max_machines: u32::MAX,
+        })
     }
 
     fn get_action(_: String) -> Result<MachineAction, ActionError> {
@@ -127,9 +158,9 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
     }
 }
 
-/// The probe acts only through `stop-and-quarantine`.
+/// The probe acts through `stop-and-quarantine`, and the steps of `quarantine` and `prepare`.
 fn unsupported() -> ActionError {
-    ActionError::Transport("the probe only implements stop-and-quarantine".into())
+    ActionError::Transport("the probe does not know this step".into())
 }
 
 /// Sends one request; with `hold`, keeps the response without reading its body and waits a
@@ -170,10 +201,16 @@ fn send(url: &str, method: &Method, authorization: Option<String>, hold: bool) -
             if hold {
                 wasip2::clocks::monotonic_clock::subscribe_duration(60_000_000_000).block();
             }
+            // The `Retry-After` the host handed over, if any, as the message.
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .first()
+                .map(|value| String::from_utf8_lossy(value).into_owned());
             ActionError::Upstream(ApiError {
                 status: response.status(),
                 code: None,
-                message: None,
+                message: retry_after,
                 target: None,
             })
         }
