@@ -5,12 +5,16 @@ use crate::hostile_probe::{api, beside_a_good_tenant, hostile_limits, limit};
 use defender_host::credentials::{Secret, StaticToken};
 use defender_host::limits::Limits;
 use defender_host::rate_limit::Budget;
-use defender_host::{ActionError, COMPONENT, LimitExceeded, Runtime, RuntimeError};
+use defender_host::{
+    ActionError, COMPONENT, File, LimitExceeded, ProgressUpdate, QuarantineRequest, Runtime,
+    RuntimeError, Targets,
+};
 use integration_tests::{
     COMMENT, FLEET, MACHINE, PROBE, SHA1, TOKEN, component, simulator, tenant, tenant_with,
 };
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn an_endless_loop_is_stopped_by_the_cpu_limit() {
@@ -295,4 +299,67 @@ async fn an_answer_nobody_reads_gives_its_turn_back_after_the_io_timeout() {
         "the hoarder still sits on its answer"
     );
     holding.abort();
+}
+
+fn probe_request(targets: Targets, step: &str) -> QuarantineRequest {
+    QuarantineRequest {
+        targets,
+        file: File::Sha1(SHA1.into()),
+        comment: step.into(),
+        wait: None,
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_progress_reaches_the_sink_at_a_bounded_rate() {
+    let simulator = simulator().await;
+    let tenant = tenant(&simulator);
+    for (step, most_per_second) in [("progress-burst", 1000), ("progress-long-ids", 0)] {
+        let heard = Arc::new(AtomicUsize::new(0));
+        let sink = {
+            let heard = heard.clone();
+            Arc::new(move |_: &ProgressUpdate| {
+                heard.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let started = Instant::now();
+        let outcome = integration_tests::probe()
+            .quarantine(
+                &tenant,
+                probe_request(Targets::Machines(vec![MACHINE.into()]), step),
+                Some(sink),
+            )
+            .await
+            .expect("the probe completes");
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+        // A bound, not a speed: however long the 5000 reports took, at most 1000 a second
+        // (and none with oversized IDs) reach the sink.
+        let seconds = usize::try_from(started.elapsed().as_secs()).unwrap_or(usize::MAX);
+        let heard = heard.load(Ordering::SeqCst);
+        assert!(
+            heard <= most_per_second * (seconds + 1),
+            "{step}: {heard} updates in {seconds} s"
+        );
+        if most_per_second > 0 {
+            assert!(heard > 0, "{step}: the sink heard nothing");
+        }
+    }
+}
+
+#[tokio::test]
+async fn devices_prepare_was_not_asked_for_are_never_acted_on() {
+    let simulator = simulator().await;
+    let asked = Targets::Machines(vec![MACHINE.into(), FLEET[1].into()]);
+    let result = integration_tests::probe()
+        .quarantine(
+            &tenant(&simulator),
+            probe_request(asked, "foreign-devices"),
+            None,
+        )
+        .await;
+    let Err(RuntimeError::Contract(why)) = result else {
+        panic!("expected a broken contract: {result:?}");
+    };
+    assert!(why.contains(&"f".repeat(40)), "{why}");
+    assert!(simulator.requests().is_empty(), "nothing sent");
 }

@@ -30,7 +30,8 @@ pub use bindings::exports::defender::endpoint::actions::{
 };
 pub use limits::{LimitExceeded, Limits};
 pub use runtime::{
-    DEFAULT_MAX_IN_FLIGHT, Outcome, ProgressSink, Runtime, RuntimeBuilder, RuntimeError, code_cache,
+    DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Outcome, ProgressSink, Runtime, RuntimeBuilder,
+    RuntimeError, code_cache,
 };
 pub use tenants::Tenant;
 

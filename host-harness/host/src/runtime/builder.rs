@@ -5,7 +5,7 @@ use crate::bindings::{Defender, DefenderPre};
 use crate::limits::Limits;
 use crate::runtime::code_cache::{self, Source};
 use crate::runtime::invocation::Invocation;
-use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, Runtime, RuntimeError};
+use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Runtime, RuntimeError};
 use crate::transport::{
     ConnectionPool, DEFAULT_MAX_REQUESTS_PER_HOST, Network, Proxy, TrustedRoots,
 };
@@ -53,10 +53,10 @@ impl RuntimeBuilder {
         self
     }
 
-    /// How many invocations run at once (at least one); the pooling allocator keeps a slot
-    /// for each.
+    /// How many invocations run at once (at least one, at most [`MAX_IN_FLIGHT`]); the pooling
+    /// allocator keeps a slot for each.
     pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max.max(1);
+        self.max_in_flight = max.clamp(1, MAX_IN_FLIGHT);
         self
     }
 
@@ -65,7 +65,7 @@ impl RuntimeBuilder {
     /// tenant of the public cloud shares one API host, so this bounds the runtime's connections
     /// to it.
     pub fn max_requests_per_host(mut self, max: usize) -> Self {
-        self.max_requests_per_host = max.max(1);
+        self.max_requests_per_host = max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self
     }
 

@@ -5,6 +5,7 @@
 //! `everywhere` is one invocation (only the component lists the devices), its wall clock sized
 //! from the component's own device cap; so is a single device.
 
+use super::invocation::gated;
 use super::{Outcome, ProgressSink, Runtime, RuntimeError};
 use crate::ActionError;
 use crate::bindings::exports::defender::endpoint::actions::{
@@ -17,6 +18,9 @@ use tokio::task::JoinSet;
 /// Extra wall-clock time a call gets per device it may act on (on top of the per-call limit
 /// and any wait), so a long fan-out is not cut off while it is still reporting outcomes.
 const WALL_CLOCK_PER_MACHINE: Duration = Duration::from_secs(2);
+/// The most devices the host sizes one call for: the API's limit per file, which is also the
+/// component's cap. The component's own `max-machines` may lower it, never raise it.
+const MAX_DEVICES_PER_CALL: u32 = 1000;
 
 impl Runtime {
     /// Runs `quarantine`: one file on many devices, optionally waiting for the actions to
@@ -29,6 +33,8 @@ impl Runtime {
         request: QuarantineRequest,
         progress: Option<ProgressSink>,
     ) -> Result<Outcome<Vec<MachineOutcome>>, RuntimeError> {
+        // One gate for the whole call, however many invocations it takes.
+        let progress = progress.map(gated);
         if matches!(&request.targets, Targets::Machines(ids) if ids.len() <= 1) {
             // One device: the component checks it in the one invocation that carries it out.
             return self.in_one_invocation(tenant, request, 1, progress).await;
@@ -49,15 +55,15 @@ impl Runtime {
                 });
             }
         };
+        if let Err(why) = only_devices_asked_for(&request.targets, &machine_ids) {
+            return Err(RuntimeError::Contract(why));
+        }
         let request = QuarantineRequest {
             file: File::Sha1(sha1),
             ..request
         };
         if machine_ids.len() <= 1 {
-            let devices = match request.targets {
-                Targets::Everywhere => max_machines,
-                Targets::Machines(_) => 1,
-            };
+            let devices = sized_for(&request.targets, max_machines);
             return self
                 .in_one_invocation(tenant, request, devices, progress)
                 .await;
@@ -147,6 +153,41 @@ impl Runtime {
     }
 }
 
+/// How many devices one invocation's wall clock is sized for: one named device, or for
+/// `everywhere` the component's cap, never more than the host's.
+fn sized_for(targets: &Targets, max_machines: u32) -> u32 {
+    match targets {
+        Targets::Everywhere => max_machines.min(MAX_DEVICES_PER_CALL),
+        Targets::Machines(_) => 1,
+    }
+}
+
+/// `prepare` may only normalise the devices it was given (lower case, duplicates dropped), and
+/// names none for `everywhere`: the host starts one invocation for each device it returns.
+fn only_devices_asked_for(targets: &Targets, prepared: &[String]) -> Result<(), String> {
+    let asked: &[String] = match targets {
+        Targets::Machines(ids) => ids,
+        Targets::Everywhere => &[],
+    };
+    if prepared.len() > asked.len() {
+        return Err(format!(
+            "prepare returned {} devices for {} asked for",
+            prepared.len(),
+            asked.len()
+        ));
+    }
+    match prepared
+        .iter()
+        .find(|id| !asked.iter().any(|a| a.trim().eq_ignore_ascii_case(id)))
+    {
+        Some(id) => Err(format!(
+            "prepare returned a device that was not asked for: {}",
+            crate::escape::escape(&id.chars().take(64).collect::<String>())
+        )),
+        None => Ok(()),
+    }
+}
+
 impl<T> Outcome<T> {
     /// The same outcome with its answer mapped, what the host saw kept.
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
@@ -156,5 +197,48 @@ impl<T> Outcome<T> {
             requests_sent: self.requests_sent,
             connection_errors: self.connection_errors,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_guest_cannot_size_its_own_wall_clock_past_the_hosts_cap() {
+        assert_eq!(
+            sized_for(&Targets::Everywhere, u32::MAX),
+            MAX_DEVICES_PER_CALL
+        );
+        assert_eq!(sized_for(&Targets::Everywhere, 10), 10);
+        assert_eq!(sized_for(&Targets::Machines(ids(&["a"])), u32::MAX), 1);
+    }
+
+    #[test]
+    fn prepare_may_normalise_the_devices_asked_for_and_nothing_more() {
+        let a = "A".repeat(40);
+        let asked = Targets::Machines(vec![format!(" {a} "), "b".repeat(40)]);
+        let lower = "a".repeat(40);
+        assert!(only_devices_asked_for(&asked, std::slice::from_ref(&lower)).is_ok());
+        assert!(only_devices_asked_for(&asked, &[lower.clone(), "b".repeat(40)]).is_ok());
+        let foreign = only_devices_asked_for(&asked, &["c".repeat(40)]).unwrap_err();
+        assert!(foreign.contains(&"c".repeat(40)), "{foreign}");
+        let more = vec![lower; 3];
+        assert!(only_devices_asked_for(&asked, &more).is_err());
+        assert!(only_devices_asked_for(&Targets::Everywhere, &ids(&["x"])).is_err());
+        assert!(only_devices_asked_for(&Targets::Everywhere, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_foreign_device_is_named_escaped_and_short() {
+        let asked = Targets::Machines(ids(&["a"]));
+        let why = only_devices_asked_for(&asked, &[format!("\u{1b}[2J{}", "x".repeat(5000))])
+            .unwrap_err();
+        assert!(!why.contains('\u{1b}'), "{why}");
+        assert!(why.len() < 200, "{}", why.len());
     }
 }

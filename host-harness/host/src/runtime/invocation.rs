@@ -6,8 +6,8 @@ use crate::limits::{CpuMeter, MemoryQuota};
 use crate::outbound::Outbound;
 use crate::tenants::Tenant;
 use crate::transport::HttpClient;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -33,7 +33,6 @@ pub struct Invocation {
     tenant: Tenant,
     client: HttpClient,
     progress: Option<ProgressSink>,
-    progress_gate: ProgressGate,
     /// Whether this invocation has had its one refreshed credential.
     refreshed: bool,
 }
@@ -67,7 +66,6 @@ impl Invocation {
             tenant,
             client,
             progress,
-            progress_gate: ProgressGate::new(),
             refreshed: false,
         }
     }
@@ -137,10 +135,7 @@ impl rate_limit::Host for Invocation {
 
 impl progress::Host for Invocation {
     async fn report(&mut self, update: progress::Update) {
-        let Some(sink) = &self.progress else {
-            return;
-        };
-        if self.progress_gate.admits(&update) {
+        if let Some(sink) = &self.progress {
             sink(&update);
         }
     }
@@ -152,9 +147,24 @@ const MAX_PROGRESS_ID_BYTES: usize = 256;
 /// reports each device once, and rounds are seconds apart.
 const MAX_PROGRESS_PER_SECOND: u32 = 1000;
 
-/// Which progress updates reach the sink: those with IDs of a sane size, at a bounded rate.
-/// The rest are dropped, so a guest cannot flood the embedder's sink.
-pub(crate) struct ProgressGate {
+/// `sink` behind a gate shared by every invocation of one call (a fan-out included): updates
+/// with IDs of a sane size, at a bounded rate, reach it; the rest are dropped, so a guest
+/// cannot flood the embedder's sink.
+pub(crate) fn gated(sink: ProgressSink) -> ProgressSink {
+    let gate = Mutex::new(ProgressGate::new());
+    Arc::new(move |update: &progress::Update| {
+        let admitted = gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admits(update);
+        if admitted {
+            sink(update);
+        }
+    })
+}
+
+/// Which progress updates pass: IDs of a sane size, at most so many a second.
+struct ProgressGate {
     window: Instant,
     in_window: u32,
 }

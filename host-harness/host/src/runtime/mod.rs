@@ -31,6 +31,9 @@ use wasmtime::{CallHook, Engine, Store, UpdateDeadline};
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How many invocations run at once unless the embedder says otherwise.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// The most invocations a runtime may be asked to run at once: each is a pooled slot of
+/// reserved address space.
+pub const MAX_IN_FLIGHT: usize = 10_000;
 
 /// A failure of the host or the sandbox, as opposed to the action's own [`ActionError`].
 #[derive(Debug, Error)]
@@ -47,6 +50,10 @@ pub enum RuntimeError {
     /// A network setting (the runtime's or the tenant's proxy and roots) could not be put to use.
     #[error("the network settings: {0}")]
     Network(#[from] NetworkError),
+    /// The component answered outside its contract (e.g. `prepare` named devices it was not
+    /// given), so the host acted on none of it.
+    #[error("the component broke its contract: {0}")]
+    Contract(String),
 }
 
 /// What a call produced, with what the host saw of it.
@@ -256,12 +263,17 @@ impl Runtime {
             .wall_clock
             .saturating_add(extra_wall_clock);
         // The semaphores are never closed, so acquiring only waits. The tenant's turn first: a
-        // tenant at its own cap waits without holding one of the runtime's slots. Then a wait
-        // for the tenant's budget, if it is short: an invocation that would only sleep on a
-        // denied permit does that before it takes a slot.
+        // tenant at its own cap waits without holding one of the runtime's slots. Then waits
+        // for the tenant's budget (or a 429's pause), up to half the wall clock in all: an
+        // invocation that would only sleep on a denied permit does that before it takes a
+        // slot. One that would wait longer goes in and is told at once that it cannot.
         let _tenant_turn = tenant.invocation_turn().await;
-        let wait = tenant.limiter.available_in();
-        if !wait.is_zero() && wait <= wall_clock / 2 {
+        let waiting_since = tokio::time::Instant::now();
+        loop {
+            let wait = tenant.limiter.available_in();
+            if wait.is_zero() || waiting_since.elapsed().saturating_add(wait) > wall_clock / 2 {
+                break;
+            }
             tokio::time::sleep(wait).await;
         }
         let _turn = self.shared.in_flight.acquire().await.ok();

@@ -54,10 +54,10 @@ impl Tenant {
         }
     }
 
-    /// The same tenant allowed at most `max` invocations at once (at least one), counted
-    /// anew for it and its clones.
+    /// The same tenant allowed at most `max` invocations at once (at least one, at most
+    /// [`Semaphore::MAX_PERMITS`]), counted anew for it and its clones.
     pub fn with_max_concurrent_invocations(mut self, max: usize) -> Self {
-        self.invocations = Arc::new(Semaphore::new(max.max(1)));
+        self.invocations = Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS)));
         self
     }
 

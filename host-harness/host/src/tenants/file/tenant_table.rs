@@ -112,11 +112,11 @@ impl TenantConfig {
         });
         let mut tenant = Tenant::new(origin, tokens).with_budget(budget);
         if let Some(max) = self.max_concurrent_invocations {
-            if max == 0 {
+            if max == 0 || max > crate::MAX_IN_FLIGHT {
                 return Err(invalid(
                     name,
                     "max-concurrent-invocations",
-                    "must be at least 1".into(),
+                    format!("must be from 1 to {}", crate::MAX_IN_FLIGHT),
                 ));
             }
             tenant = tenant.with_max_concurrent_invocations(max);

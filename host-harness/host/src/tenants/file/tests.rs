@@ -347,6 +347,30 @@ fn a_limit_past_a_day_is_refused_not_overflowed() {
     assert_eq!(limits.max_retry_after, Duration::from_secs(60));
 }
 
+#[test]
+fn a_concurrency_cap_past_what_a_runtime_runs_is_refused_not_a_panic() {
+    for (cap, refused) in [
+        ("0", true),
+        ("10001", true),
+        ("9223372036854775807", true),
+        ("16", false),
+    ] {
+        let text = format!(
+            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\nmax-concurrent-invocations = {cap}\ncredential = {{ kind = \"token\", token-env = \"X\" }}\n"
+        );
+        match TenantsFile::parse(&text, Path::new(".")) {
+            Err(error) => {
+                assert!(refused, "{cap}: {error}");
+                assert!(
+                    error.to_string().contains("max-concurrent-invocations"),
+                    "{error}"
+                );
+            }
+            Ok(_) => assert!(!refused, "{cap} was accepted"),
+        }
+    }
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
     #[test]
