@@ -6,6 +6,7 @@ use host_harness::{Console, run};
 use integration_tests::{COMMENT, MACHINE, SHA1, TOKEN, simulator};
 use std::process::ExitCode;
 use std::sync::Once;
+use std::time::Duration;
 
 /// The variable the tests name with `--token-env`.
 const TOKEN_ENV: &str = "INTEGRATION_TESTS_MDE_TOKEN";
@@ -557,6 +558,30 @@ async fn a_large_file_is_hashed_as_a_stream_and_a_device_is_refused() {
         "{}",
         devices.err
     );
+    // A named pipe nobody writes to: opening it must not wait for a writer.
+    let dir = std::env::temp_dir().join(format!("host-harness-cli-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let fifo = fifo.display().to_string();
+    for (devices, file) in [
+        (["--machine-id", MACHINE], ["--file", fifo.as_str()]),
+        (["--machines-file", fifo.as_str()], ["--sha1", SHA1]),
+    ] {
+        let run = tokio::time::timeout(
+            Duration::from_secs(60),
+            cli_owned(quarantine_args(&simulator, &devices, &file)),
+        )
+        .await
+        .expect("the command does not hang on a pipe");
+        assert_eq!(run.code, ExitCode::from(2));
+        assert!(run.err.contains("not a regular file"), "{}", run.err);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(
         simulator.requests().len(),
         1,

@@ -1,9 +1,12 @@
 //! Text from outside (Entra's and the API's answers, proxies, files) made safe to show: control
 //! characters are written as escapes, so nothing received can move a terminal's cursor, set its
-//! title or forge a log line.
+//! title or forge a log line; so are the characters that reorder or break text where it is shown
+//! (bidirectional overrides and isolates, line and paragraph separators), so nothing received
+//! can make a line read other than it is.
 
-/// `text` with every control character (C0, DEL, C1) written as `\u{..}` (tab, newline and
-/// carriage return as `\t`, `\n`, `\r`).
+/// `text` with every control character (C0, DEL, C1), bidirectional formatting character and
+/// line or paragraph separator written as `\u{..}` (tab, newline and carriage return as `\t`,
+/// `\n`, `\r`).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -11,11 +14,23 @@ pub fn escape(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c if c.is_control() || reorders(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Marks, embeddings, overrides and isolates (Unicode's bidirectional formatting characters),
+/// and the line and paragraph separators.
+fn reorders(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            | '\u{2028}' | '\u{2029}'
+    )
 }
 
 #[cfg(test)]
@@ -28,5 +43,9 @@ mod tests {
         assert_eq!(escape("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(escape("x\u{7}\u{9b}y\r\n\t"), "x\\u{7}\\u{9b}y\\r\\n\\t");
         assert_eq!(escape("é ✓"), "é ✓");
+        assert_eq!(
+            escape("a\u{202e}b\u{2066}c\u{2028}d"),
+            "a\\u{202e}b\\u{2066}c\\u{2028}d"
+        );
     }
 }

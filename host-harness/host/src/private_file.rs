@@ -7,12 +7,22 @@ use std::io::Read;
 use std::path::Path;
 use zeroize::Zeroizing;
 
+/// Opens `path` for reading without blocking: opening a named pipe with no writer would wait
+/// for ever, before the regular-file check could refuse it.
+pub fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
 /// The file's bytes, at most `max_bytes` of them. The error names the file and says why; it
 /// never holds the file's content.
 pub fn read(path: &Path, max_bytes: u64) -> Result<Zeroizing<Vec<u8>>, String> {
     let shown = crate::escape::escape(&path.display().to_string());
     let failed = |why: String| format!("reading {shown}: {why}");
-    let mut file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    let mut file = open_without_waiting(path).map_err(|e| failed(e.to_string()))?;
     let metadata = file.metadata().map_err(|e| failed(e.to_string()))?;
     if !metadata.is_file() {
         return Err(failed("not a regular file".into()));

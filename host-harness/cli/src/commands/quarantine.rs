@@ -92,7 +92,7 @@ fn request(args: &QuarantineArgs) -> Result<QuarantineRequest> {
 /// The SHA-1 of a regular file, hashed here as it is read (a file of any size, never held in
 /// memory whole; a pipe or a device that never ends is refused).
 fn sha1_of(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open_input(path)?;
     if !file.metadata()?.is_file() {
         anyhow::bail!("not a regular file");
     }
@@ -107,13 +107,23 @@ fn sha1_of(path: &Path) -> Result<String> {
     Ok(hasher.digest().to_string())
 }
 
+/// Opens an input file without blocking, so a named pipe with no writer is refused as not a
+/// regular file instead of hanging the command.
+fn open_input(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
 /// The largest `--machines-file` read: a thousand IDs take 41 KB.
 const MAX_MACHINES_FILE_BYTES: u64 = 1024 * 1024;
 
 /// One device ID a line; blank lines and `#` comments skipped.
 fn read_machines(path: &Path) -> Result<Vec<String>> {
     let failed = || format!("reading --machines-file {}", path.display());
-    let file = std::fs::File::open(path).with_context(failed)?;
+    let file = open_input(path).with_context(failed)?;
     if !file.metadata().with_context(failed)?.is_file() {
         anyhow::bail!("{}: not a regular file", failed());
     }

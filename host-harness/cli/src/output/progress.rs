@@ -10,9 +10,13 @@ use std::io::{self, Write};
 pub struct ProgressView {
     terminal: bool,
     statuses: BTreeMap<String, bool>,
+    finals: usize,
 }
 
 const BAR_WIDTH: usize = 30;
+/// The most devices the bar counts: the API's limit for one call. Updates naming others (a
+/// component gone astray) are not counted, so the view's memory stays bounded.
+const MAX_DEVICES: usize = 1000;
 
 impl ProgressView {
     /// A view drawing a bar when `terminal`, lines otherwise.
@@ -20,6 +24,7 @@ impl ProgressView {
         Self {
             terminal,
             statuses: BTreeMap::new(),
+            finals: 0,
         }
     }
 
@@ -34,10 +39,22 @@ impl ProgressView {
             );
             return writeln!(out, "{}", escape(&line));
         }
-        self.statuses
-            .insert(update.machine_id.clone(), update.is_final);
+        let room = self.statuses.len() < MAX_DEVICES;
+        let was_final = match self.statuses.get_mut(&update.machine_id) {
+            Some(is_final) => Some(std::mem::replace(is_final, update.is_final)),
+            None if room => {
+                self.statuses
+                    .insert(update.machine_id.clone(), update.is_final);
+                Some(false)
+            }
+            None => None,
+        };
+        if let Some(was_final) = was_final {
+            self.finals = (self.finals + usize::from(update.is_final))
+                .saturating_sub(usize::from(was_final));
+        }
         let total = self.statuses.len();
-        let done = self.statuses.values().filter(|&&is_final| is_final).count();
+        let done = self.finals.min(total);
         let filled = BAR_WIDTH * done / total.max(1);
         write!(
             out,

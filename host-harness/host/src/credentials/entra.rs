@@ -83,7 +83,7 @@ impl ClientCredentials {
     }
 
     async fn fetch_token(&self, http: &HttpClient) -> Result<Fresh, CredentialError> {
-        let (form, proof) = self.form()?;
+        let (mut form, proof) = self.form()?;
         let sign_in = SignIn {
             tenant: &self.tenant,
             endpoint: &self.token_url,
@@ -95,7 +95,11 @@ impl ClientCredentials {
                 "application/x-www-form-urlencoded",
             )
             .header(http::header::ACCEPT, "application/json")
-            .body(Bytes::copy_from_slice(form.as_bytes()))
+            // The form holds the secret or assertion: its buffer is moved, not copied, into a
+            // body that wipes it when hyper drops it.
+            .body(Bytes::from_owner(Zeroizing::new(
+                std::mem::take(&mut *form).into_bytes(),
+            )))
             .map_err(|_| {
                 CredentialError(format!(
                     "tenant {:?}: the token URL is not a valid URI",

@@ -7,6 +7,7 @@ use super::{CredentialError, Fetch, FetchFuture, Fresh, SecretSource};
 use crate::transport::HttpClient;
 use bytes::Bytes;
 use http::HeaderValue;
+use zeroize::Zeroizing;
 
 /// Azure IMDS's token endpoint.
 pub const IMDS_URL: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
@@ -66,7 +67,8 @@ impl ManagedIdentity {
         request = match &header {
             None => request.header("Metadata", "true"),
             Some(secret) => {
-                let mut value = HeaderValue::try_from(secret.expose())
+                let copy = Zeroizing::new(secret.expose().as_bytes().to_vec());
+                let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(copy))
                     .map_err(|_| failed("the identity header is not a valid header value"))?;
                 value.set_sensitive(true);
                 request.header("X-IDENTITY-HEADER", value)
