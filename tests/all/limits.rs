@@ -148,7 +148,9 @@ async fn a_loop_in_wasm_is_stopped_at_the_wall_clock_even_with_cpu_to_spare() {
 
 #[tokio::test]
 async fn a_loop_of_synchronous_host_calls_is_charged_as_cpu() {
-    for steps in ["random-flood", "progress-flood"] {
+    // `fields-flood` spends nearly all its time in the host: counting only the guest's own
+    // execution, it would run into the wall clock instead.
+    for steps in ["random-flood", "progress-flood", "fields-flood"] {
         let run = beside_a_good_tenant(api, steps, hostile_limits()).await;
         assert_eq!(
             limit(run.result),
@@ -362,4 +364,54 @@ async fn devices_prepare_was_not_asked_for_are_never_acted_on() {
     };
     assert!(why.contains(&"f".repeat(40)), "{why}");
     assert!(simulator.requests().is_empty(), "nothing sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sitting_on_answers_holds_only_its_share_of_a_shared_hosts_turns() {
+    let runtime = Runtime::builder()
+        .max_requests_per_host(4)
+        .build(PROBE)
+        .expect("the probe loads");
+    let simulator = simulator().await;
+    // Two tenants of one API host. The hoarder sits on four answers, but holds at most two of
+    // the host's four turns; its calls end at their wall clock, long before the I/O timeout
+    // would take a turn back.
+    let mut hoarder = tenant(&simulator).with_max_requests_in_flight(2);
+    hoarder.limits = Some(Limits {
+        io_timeout: Duration::from_secs(60),
+        wall_clock: Duration::from_secs(5),
+        ..Limits::default()
+    });
+    let url = crate::hostile_probe::api_of(&simulator);
+    let holding: Vec<_> = (0..4)
+        .map(|_| {
+            let (runtime, hoarder, url) = (runtime.clone(), hoarder.clone(), url.clone());
+            tokio::spawn(async move {
+                runtime
+                    .stop_and_quarantine(&hoarder, &url, "credential,permit,hold", "")
+                    .await
+            })
+        })
+        .collect();
+    while simulator.requests().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let other = tenant(&simulator);
+    let another_device = url.replace(&"0".repeat(40), &"1".repeat(40));
+    let outcome = runtime
+        .stop_and_quarantine(&other, &another_device, "credential,permit", "")
+        .await
+        .expect("the other call runs");
+    assert!(
+        matches!(&outcome.result, Err(ActionError::Upstream(answer)) if answer.status == 201),
+        "{:?}",
+        outcome.result
+    );
+    assert!(
+        holding.iter().all(|h| !h.is_finished()),
+        "the other tenant got a turn only once the hoarder's calls ended"
+    );
+    for hold in holding {
+        hold.abort();
+    }
 }

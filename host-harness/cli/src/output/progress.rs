@@ -50,7 +50,9 @@ impl ProgressView {
             None => None,
         };
         if let Some(was_final) = was_final {
-            self.finals = (self.finals + usize::from(update.is_final))
+            self.finals = self
+                .finals
+                .saturating_add(usize::from(update.is_final))
                 .saturating_sub(usize::from(was_final));
         }
         let total = self.statuses.len();

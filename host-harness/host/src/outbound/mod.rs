@@ -28,6 +28,7 @@ use http_body_util::{BodyExt, Limited};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use zeroize::Zeroizing;
 
@@ -35,6 +36,8 @@ use zeroize::Zeroizing;
 pub struct Outbound {
     http: HttpClient,
     limiter: Arc<RateLimiter>,
+    /// The tenant's turns for requests in flight, shared by all its invocations.
+    requests: Arc<Semaphore>,
     max_retry_after: Duration,
     /// Set when a response of this invocation was a 429: only then may the guest pause the
     /// tenant.
@@ -75,6 +78,7 @@ impl Outbound {
         http: HttpClient,
         origin: ApiOrigin,
         limiter: Arc<RateLimiter>,
+        requests: Arc<Semaphore>,
         limits: &Limits,
     ) -> Self {
         let mut nonce = [0u8; 16];
@@ -87,6 +91,7 @@ impl Outbound {
         Self {
             http,
             limiter,
+            requests,
             max_retry_after: limits.max_retry_after,
             throttled: Arc::default(),
             unauthorized: Arc::default(),
@@ -223,6 +228,7 @@ impl WasiHttpHooks for Outbound {
         let tripped = self.tripped.clone();
         let failures = self.failures.clone();
         let http = self.http.clone();
+        let requests = self.requests.clone();
         let (limiter, throttled, unauthorized, max_retry_after) = (
             self.limiter.clone(),
             self.throttled.clone(),
@@ -230,7 +236,11 @@ impl WasiHttpHooks for Outbound {
             self.max_retry_after,
         );
         Box::new(async move {
-            let mut response = http.send(request, options).await.map_err(|failure| {
+            // The tenant's turn first, so one tenant's requests cannot hold all of a shared
+            // host's turns; it is given back with the host's.
+            let tenant_turn = requests.acquire_owned().await.ok();
+            let sent = http.send(request, options, tenant_turn).await;
+            let mut response = sent.map_err(|failure| {
                 failures
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

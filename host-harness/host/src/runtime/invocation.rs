@@ -58,6 +58,7 @@ impl Invocation {
                 client.clone(),
                 tenant.origin.clone(),
                 tenant.limiter.clone(),
+                tenant.request_turns(),
                 limits,
             ),
             memory: MemoryQuota::new(limits),

@@ -35,10 +35,18 @@ pub struct Tenant {
     /// How many of the tenant's invocations may run at once, shared by clones: one tenant
     /// cannot take every one of the runtime's slots.
     invocations: Arc<Semaphore>,
+    /// How many of the tenant's requests may be in flight at once (until each body is read or
+    /// taken back), shared by clones: tenants of one cloud share its API host, and one tenant
+    /// cannot hold every one of that host's turns.
+    requests: Arc<Semaphore>,
 }
 
 /// How many of one tenant's invocations run at once unless it says otherwise.
 pub const DEFAULT_MAX_CONCURRENT_INVOCATIONS: usize = 64;
+/// How many of one tenant's requests are in flight at once unless it says otherwise: a
+/// quarter of the runtime's default turns per host. The API's budget (100 calls a minute)
+/// rarely keeps more than a few in flight.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 16;
 
 impl Tenant {
     /// A tenant at `origin` with tokens from `tokens`, the API's default budget (a limiter of
@@ -51,7 +59,20 @@ impl Tenant {
             limits: None,
             network: Network::default(),
             invocations: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_INVOCATIONS)),
+            requests: Arc::new(Semaphore::new(DEFAULT_MAX_REQUESTS_IN_FLIGHT)),
         }
+    }
+
+    /// The same tenant allowed at most `max` requests in flight at once (at least one, at
+    /// most [`Semaphore::MAX_PERMITS`]), counted anew for it and its clones.
+    pub fn with_max_requests_in_flight(mut self, max: usize) -> Self {
+        self.requests = Arc::new(Semaphore::new(max.clamp(1, Semaphore::MAX_PERMITS)));
+        self
+    }
+
+    /// The tenant's turns for requests in flight.
+    pub(crate) fn request_turns(&self) -> Arc<Semaphore> {
+        self.requests.clone()
     }
 
     /// The same tenant allowed at most `max` invocations at once (at least one, at most

@@ -191,7 +191,7 @@ impl HttpClient {
                 .boxed_unsync()
         });
         let destination = destination(request.uri());
-        let response = self.send(request, None).await?;
+        let response = self.send(request, None, None).await?;
         let (parts, body) = response.into_parts();
         let mut body = Limited::new(body, max_body_bytes);
         let mut bytes = Zeroizing::new(Vec::new());
@@ -218,11 +218,13 @@ impl HttpClient {
     /// Sends `request` once it has a turn for its host (the wait is bounded by the caller, not
     /// by the request's timeouts): the connection and the response head within the connect and
     /// first-byte timeouts, each body frame within the between-bytes timeout. `options` may
-    /// shorten the client's timeouts, never lengthen them.
+    /// shorten the client's timeouts, never lengthen them. `held` (the caller's own turn, e.g.
+    /// its tenant's) is kept and given back with the host's turn.
     pub(crate) async fn send(
         &self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
+        held: Option<OwnedSemaphorePermit>,
     ) -> Result<http::Response<WasiBody>, TransportError> {
         let options = options.unwrap_or_default();
         let shorter = |asked: Option<Duration>, most: Duration| asked.map_or(most, |d| d.min(most));
@@ -230,7 +232,10 @@ impl HttpClient {
             .saturating_add(shorter(options.first_byte_timeout, self.timeouts.io));
         let between = shorter(options.between_bytes_timeout, self.timeouts.io);
         let destination = destination(request.uri());
-        let turn = self.pool.inner.per_host.turn(&destination).await;
+        let turns: Vec<_> = held
+            .into_iter()
+            .chain(self.pool.inner.per_host.turn(&destination).await)
+            .collect();
         let response = match tokio::time::timeout(head, self.client.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => return Err(classify(&error, &destination)),
@@ -242,7 +247,7 @@ impl HttpClient {
             }
         };
         Ok(response
-            .map(|body| Patient::new(body.map_err(ErrorCode::from), between, turn).boxed_unsync()))
+            .map(|body| Patient::new(body.map_err(ErrorCode::from), between, turns).boxed_unsync()))
     }
 }
 
@@ -275,26 +280,27 @@ struct Patient<B> {
     turn: Arc<Turn>,
 }
 
-/// A request's turn for its host, shared by its body and the body's watchdog.
+/// A request's turns (for its host, and any its caller holds), shared by its body and the
+/// body's watchdog.
 struct Turn {
-    permit: Mutex<Option<OwnedSemaphorePermit>>,
+    permits: Mutex<Vec<OwnedSemaphorePermit>>,
     last_frame: Mutex<Instant>,
     taken_back: AtomicBool,
 }
 
 impl Turn {
     fn release(&self) {
-        self.permit
+        self.permits
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .clear();
     }
 }
 
 impl<B> Patient<B> {
-    fn new(inner: B, between: Duration, permit: Option<OwnedSemaphorePermit>) -> Self {
+    fn new(inner: B, between: Duration, permits: Vec<OwnedSemaphorePermit>) -> Self {
         let turn = Arc::new(Turn {
-            permit: Mutex::new(permit),
+            permits: Mutex::new(permits),
             last_frame: Mutex::new(Instant::now()),
             taken_back: AtomicBool::new(false),
         });

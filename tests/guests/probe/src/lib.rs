@@ -67,6 +67,16 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
                 std::hint::black_box(wasip2::random::random::get_random_bytes(1024));
             }
         }
+        if steps.contains(&"fields-flood") {
+            // 96 KiB of headers (under the host's 128 KiB for fields) built once; each call makes
+            // the host read and check them all, while the guest does next to nothing.
+            let list: Vec<(String, Vec<u8>)> = (0..12)
+                .map(|i| (format!("x-h{i}"), vec![b'a'; 8 * 1024]))
+                .collect();
+            loop {
+                drop(std::hint::black_box(Fields::from_list(&list)));
+            }
+        }
         if steps.contains(&"progress-flood") {
             let long = "a".repeat(64 * 1024);
             loop {

@@ -40,6 +40,8 @@ pub(super) struct TenantConfig {
     pub ca_file: Option<PathBuf>,
     /// How many of the tenant's invocations run at once.
     pub max_concurrent_invocations: Option<usize>,
+    /// How many of the tenant's requests are in flight at once.
+    pub max_requests_in_flight: Option<usize>,
     pub credential: CredentialConfig,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
@@ -120,6 +122,16 @@ impl TenantConfig {
                 ));
             }
             tenant = tenant.with_max_concurrent_invocations(max);
+        }
+        if let Some(max) = self.max_requests_in_flight {
+            if max == 0 || max > crate::MAX_IN_FLIGHT {
+                return Err(invalid(
+                    name,
+                    "max-requests-in-flight",
+                    format!("must be from 1 to {}", crate::MAX_IN_FLIGHT),
+                ));
+            }
+            tenant = tenant.with_max_requests_in_flight(max);
         }
         tenant.limits = match &self.limits {
             Some(table) => Some(

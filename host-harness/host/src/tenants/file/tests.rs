@@ -349,6 +349,12 @@ fn a_limit_past_a_day_is_refused_not_overflowed() {
 
 #[test]
 fn a_concurrency_cap_past_what_a_runtime_runs_is_refused_not_a_panic() {
+    for key in ["max-concurrent-invocations", "max-requests-in-flight"] {
+        caps_are_checked(key);
+    }
+}
+
+fn caps_are_checked(key: &str) {
     for (cap, refused) in [
         ("0", true),
         ("10001", true),
@@ -356,15 +362,12 @@ fn a_concurrency_cap_past_what_a_runtime_runs_is_refused_not_a_panic() {
         ("16", false),
     ] {
         let text = format!(
-            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\nmax-concurrent-invocations = {cap}\ncredential = {{ kind = \"token\", token-env = \"X\" }}\n"
+            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\n{key} = {cap}\ncredential = {{ kind = \"token\", token-env = \"X\" }}\n"
         );
         match TenantsFile::parse(&text, Path::new(".")) {
             Err(error) => {
                 assert!(refused, "{cap}: {error}");
-                assert!(
-                    error.to_string().contains("max-concurrent-invocations"),
-                    "{error}"
-                );
+                assert!(error.to_string().contains(key), "{error}");
             }
             Ok(_) => assert!(!refused, "{cap} was accepted"),
         }
