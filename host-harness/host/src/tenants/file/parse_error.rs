@@ -48,14 +48,19 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Whether 1-based `line` is in a credential table: after a `[tenant.credential]` header and
-/// before the next header, or an inline `credential = { ... }`.
+/// before the next header, or a line whose key names it however it is spelled (`credential =
+/// { ... }`, `"credential" = ...`, `credential.secret-env = ...`).
 fn credential_context(text: &str, line: usize) -> bool {
     let lines: Vec<&str> = text.lines().collect();
     let Some(index) = line.checked_sub(1) else {
         return false;
     };
-    let here = lines.get(index).map_or("", |l| l.trim_start());
-    if here.starts_with("credential") {
+    let here = lines.get(index).copied().unwrap_or_default();
+    if here
+        .split('=')
+        .next()
+        .is_some_and(|key| key.contains("credential"))
+    {
         return true;
     }
     lines
@@ -105,6 +110,8 @@ mod tests {
             "[[tenant]]\nname = \"a\"\n[tenant.credential]\nkind = \"client-secret\"\nsecret-env = 5\n",
             "[[tenant]]\nname = \"a\"\n[tenant.credential]\nkind = \"client-secret\"\nsecret-env = \"hunter2-secret\nx = 1\n",
             "[[tenant]]\nname = \"a\"\n[tenant.credential]\nkind = \"hunter2-secret\"\n",
+            "[[tenant]]\nname = \"a\"\n\"credential\" = \"hunter2-secret\"\n",
+            "[[tenant]]\nname = \"a\"\n'credential' = 5\nx = \"hunter2-secret\n",
         ];
         for text in cases {
             let message = error_for(text);
