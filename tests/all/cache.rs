@@ -155,14 +155,7 @@ async fn a_directory_or_key_others_could_write_is_not_used() {
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
     let runtime = build(&shared, COMPONENT);
-    assert_eq!(runtime.source(), Source::Compiled);
-    assert!(
-        runtime
-            .cache_warning()
-            .is_some_and(|w| w.contains("other users can write")),
-        "{:?}",
-        runtime.cache_warning()
-    );
+    compiled_because(&runtime, "other users can write");
     assert!(entries(&shared).is_empty(), "nothing was stored there");
     clean(&shared);
 
@@ -170,14 +163,7 @@ async fn a_directory_or_key_others_could_write_is_not_used() {
     build(&open_key, COMPONENT);
     std::fs::set_permissions(key_of(&open_key), std::fs::Permissions::from_mode(0o644)).unwrap();
     let runtime = build(&open_key, COMPONENT);
-    assert_eq!(runtime.source(), Source::Compiled);
-    assert!(
-        runtime
-            .cache_warning()
-            .is_some_and(|w| w.contains("can read the cache key")),
-        "{:?}",
-        runtime.cache_warning()
-    );
+    compiled_because(&runtime, "can read the cache key");
     clean(&open_key);
 
     let open_entry = temp_dir("open-entry");
@@ -185,15 +171,18 @@ async fn a_directory_or_key_others_could_write_is_not_used() {
     let entry = entries(&open_entry).remove(0);
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
     let runtime = build(&open_entry, COMPONENT);
+    compiled_because(&runtime, "other users can write");
+    clean(&open_entry);
+}
+
+/// The runtime compiled afresh, and its warning says `why`.
+fn compiled_because(runtime: &Runtime, why: &str) {
     assert_eq!(runtime.source(), Source::Compiled);
     assert!(
-        runtime
-            .cache_warning()
-            .is_some_and(|w| w.contains("other users can write")),
+        runtime.cache_warning().is_some_and(|w| w.contains(why)),
         "{:?}",
         runtime.cache_warning()
     );
-    clean(&open_entry);
 }
 
 /// SHA-256, computed with the system's `sha256sum` so the test does not share the code under test.

@@ -113,24 +113,22 @@ impl TenantConfig {
             per_hour: b.per_hour,
         });
         let mut tenant = Tenant::new(origin, tokens).with_budget(budget);
-        if let Some(max) = self.max_concurrent_invocations {
-            if max == 0 || max > crate::MAX_IN_FLIGHT {
-                return Err(invalid(
-                    name,
-                    "max-concurrent-invocations",
-                    format!("must be from 1 to {}", crate::MAX_IN_FLIGHT),
-                ));
-            }
+        // A count of things at once: at least one, at most what a runtime can run.
+        let cap = |setting: &'static str, value: Option<usize>| match value {
+            Some(max) if max == 0 || max > crate::MAX_IN_FLIGHT => Err(invalid(
+                name,
+                setting,
+                format!("must be from 1 to {}", crate::MAX_IN_FLIGHT),
+            )),
+            other => Ok(other),
+        };
+        if let Some(max) = cap(
+            "max-concurrent-invocations",
+            self.max_concurrent_invocations,
+        )? {
             tenant = tenant.with_max_concurrent_invocations(max);
         }
-        if let Some(max) = self.max_requests_in_flight {
-            if max == 0 || max > crate::MAX_IN_FLIGHT {
-                return Err(invalid(
-                    name,
-                    "max-requests-in-flight",
-                    format!("must be from 1 to {}", crate::MAX_IN_FLIGHT),
-                ));
-            }
+        if let Some(max) = cap("max-requests-in-flight", self.max_requests_in_flight)? {
             tenant = tenant.with_max_requests_in_flight(max);
         }
         tenant.limits = match &self.limits {
