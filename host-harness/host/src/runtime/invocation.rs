@@ -16,6 +16,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// The most random bytes one `wasi:random` call may ask for: the component asks for eight at a
 /// time; the default (64 MiB) would let a guest make the host fill 64 MiB per call.
 const MAX_RANDOM_BYTES: u64 = 1024;
+/// The most bytes one set of header fields may hold (wasi-http's default is 128 KiB): the
+/// component's requests carry three short headers, and this bounds what a guest holding its
+/// 1,000 resources as fields can make the host keep.
+const MAX_FIELDS_BYTES: usize = 16 * 1024;
 
 /// Where a call's progress updates go.
 pub type ProgressSink = Arc<dyn Fn(&progress::Update) + Send + Sync>;
@@ -48,7 +52,11 @@ impl Invocation {
         let polls = Arc::new(AtomicU64::new(0));
         Self {
             wasi: WasiCtx::builder().max_random_size(MAX_RANDOM_BYTES).build(),
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(MAX_FIELDS_BYTES);
+                http
+            },
             table: {
                 let mut table = ResourceTable::new();
                 table.set_max_capacity(limits.resources);
