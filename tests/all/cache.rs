@@ -175,6 +175,26 @@ async fn a_directory_or_key_others_could_write_is_not_used() {
     clean(&open_entry);
 }
 
+#[tokio::test]
+async fn a_link_above_the_cache_is_judged_by_where_it_leads() {
+    // A private directory reached through a link (macOS's /tmp is one): the link's own mode
+    // says nothing, the directory it leads to is this user's alone.
+    let real = temp_dir("linked-real");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = temp_dir("linked-link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let dir = link.join("cache");
+    build(&dir, COMPONENT);
+    let second = build(&dir, COMPONENT);
+    assert_eq!(
+        (second.source(), second.cache_warning()),
+        (Source::Cache, None)
+    );
+    std::fs::remove_file(&link).unwrap();
+    clean(&real);
+}
+
 /// The runtime compiled afresh, and its warning says `why`.
 fn compiled_because(runtime: &Runtime, why: &str) {
     assert_eq!(runtime.source(), Source::Compiled);

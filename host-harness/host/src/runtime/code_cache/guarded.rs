@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 /// Why a path cannot be trusted.
 pub type Refusal = String;
 
-/// Makes `dir` (mode 0700) if it is missing, and checks it and its parents.
+/// Makes `dir` (mode 0700) if it is missing, and checks it and its parents (a relative `dir`
+/// from the current directory's, so those are checked too).
 pub fn directory(dir: &Path) -> Result<(), Refusal> {
+    let absolute = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = absolute.as_path();
     if !dir.exists() {
         create_private_dir(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
@@ -106,10 +109,15 @@ fn me() -> u32 {
 #[cfg(unix)]
 fn check_directory(path: &Path, is_the_cache: bool) -> Result<(), Refusal> {
     use std::os::unix::fs::MetadataExt;
-    let metadata =
+    let mut metadata =
         std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if is_the_cache && !metadata.is_dir() {
         return Err(format!("{} is not a directory", path.display()));
+    }
+    if metadata.is_symlink() {
+        // Above the cache, a link's own mode means nothing (who may change it is decided by
+        // the directory holding it, checked next): judge the directory it leads to.
+        metadata = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let owner = metadata.uid();
     let mode = metadata.mode();
