@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The most of an answer the native client reads.
 const MAX_BENCH_ANSWER_BYTES: usize = 1024 * 1024;
 
-/// The tenant the component path runs as: no rate limit, a fixed token.
+/// The tenant the component path runs as: no rate limit, a fixed token, and no per-tenant cap
+/// below the runtime's own (the benchmark measures the runtime, one tenant at a time).
 pub fn bench_tenant(base: &str, token: Secret) -> Result<Tenant> {
     let unlimited = Budget {
         per_minute: u32::MAX,
@@ -25,7 +26,9 @@ pub fn bench_tenant(base: &str, token: Secret) -> Result<Tenant> {
     };
     Ok(
         Tenant::new(ApiOrigin::parse(base)?, Arc::new(StaticToken::new(token)))
-            .with_budget(unlimited),
+            .with_budget(unlimited)
+            .with_max_concurrent_invocations(defender_host::MAX_IN_FLIGHT)
+            .with_max_requests_in_flight(defender_host::MAX_IN_FLIGHT),
     )
 }
 
