@@ -3,7 +3,7 @@
 
 use defender_simulator::{Reply, Simulator};
 use host_harness::{Console, run};
-use integration_tests::{COMMENT, MACHINE, SHA1, TOKEN, simulator};
+use integration_tests::{COMMENT, MACHINE, SHA1, TOKEN, scratch_dir, simulator};
 use std::process::ExitCode;
 use std::sync::Once;
 use std::time::Duration;
@@ -201,8 +201,7 @@ async fn another_component_can_be_run() {
         missing.err
     );
 
-    let dir = std::env::temp_dir().join(format!("host-harness-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cli-component");
     let (good, bad) = (dir.join("good.wasm"), dir.join("bad.wasm"));
     std::fs::write(&good, defender_host::COMPONENT).unwrap();
     std::fs::write(&bad, b"\0asm not really").unwrap();
@@ -273,8 +272,7 @@ async fn several_devices_print_an_array_and_exit_1_when_any_failed() {
 #[tokio::test]
 async fn a_machines_file_and_a_file_to_hash() {
     let simulator = simulator().await;
-    let dir = std::env::temp_dir().join(format!("host-harness-cli-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cli-files");
     let list = dir.join("machines.txt");
     std::fs::write(&list, format!("# devices\n{MACHINE}\n\n{OTHER}\n")).unwrap();
     let sample = dir.join("sample.bin");
@@ -300,8 +298,7 @@ async fn a_machines_file_and_a_file_to_hash() {
 #[tokio::test]
 async fn too_many_devices_exit_2_before_sending() {
     let simulator = simulator().await;
-    let dir = std::env::temp_dir().join(format!("host-harness-cli-many-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cli-many");
     let list = dir.join("machines.txt");
     let ids: Vec<String> = (0..1001).map(|i| format!("{i:040x}")).collect();
     std::fs::write(&list, ids.join("\n")).unwrap();
@@ -425,8 +422,7 @@ async fn status_and_cancel_commands() {
 #[tokio::test]
 async fn a_tenant_from_a_tenants_file() {
     let simulator = simulator().await;
-    let dir = std::env::temp_dir().join(format!("host-harness-cli-tenants-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cli-tenants");
     let file = dir.join("tenants.toml");
     let url = simulator.base_url();
     std::fs::write(
@@ -460,11 +456,12 @@ async fn a_tenant_from_a_tenants_file() {
 
 #[tokio::test]
 async fn the_embedded_component_can_be_written_out_for_other_hosts() {
-    let out = std::env::temp_dir().join(format!("defender-{}.wasm", std::process::id()));
+    let dir = scratch_dir("cli-out");
+    let out = dir.join("defender.wasm");
     let run = cli(&["component", "--out", out.to_str().unwrap()]).await;
     assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
     let written = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(written, defender_host::COMPONENT);
     // A component, not a core module: the preamble's layer field is 1.
     assert_eq!(written[..8], *b"\0asm\x0d\0\x01\0");
@@ -507,8 +504,7 @@ async fn text_from_outside_reaches_stderr_with_its_control_characters_escaped() 
 #[tokio::test]
 async fn a_large_file_is_hashed_as_a_stream_and_a_device_is_refused() {
     let simulator = simulator().await;
-    let dir = std::env::temp_dir().join(format!("host-harness-cli-large-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cli-large");
     let large = dir.join("large.bin");
     let bytes: Vec<u8> = (0..20 * 1024 * 1024)
         .map(|i: u32| (i % 251) as u8)
@@ -559,8 +555,7 @@ async fn a_large_file_is_hashed_as_a_stream_and_a_device_is_refused() {
         devices.err
     );
     // A named pipe nobody writes to: opening it must not wait for a writer.
-    let dir = std::env::temp_dir().join(format!("host-harness-cli-fifo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("cli-fifo");
     let fifo = dir.join("fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -592,7 +587,8 @@ async fn a_large_file_is_hashed_as_a_stream_and_a_device_is_refused() {
 #[tokio::test]
 async fn a_machines_file_past_its_cap_is_refused_before_sending() {
     let simulator = simulator().await;
-    let path = std::env::temp_dir().join(format!("host-harness-cli-many-{}", std::process::id()));
+    let dir = scratch_dir("cli-many-lines");
+    let path = dir.join("machines.txt");
     std::fs::write(&path, format!("{MACHINE}\n").repeat(30_000)).unwrap();
     let list = path.display().to_string();
     let run = cli_owned(quarantine_args(
@@ -601,7 +597,7 @@ async fn a_machines_file_past_its_cap_is_refused_before_sending() {
         &["--sha1", SHA1],
     ))
     .await;
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(run.code, ExitCode::from(2));
     assert!(run.err.contains("more than 1048576 bytes"), "{}", run.err);
     assert!(simulator.requests().is_empty());
@@ -610,10 +606,8 @@ async fn a_machines_file_past_its_cap_is_refused_before_sending() {
 #[tokio::test]
 async fn a_tenants_file_with_an_endless_limit_is_refused_not_a_crash() {
     let simulator = simulator().await;
-    let path = std::env::temp_dir().join(format!(
-        "host-harness-cli-endless-{}.toml",
-        std::process::id()
-    ));
+    let dir = scratch_dir("cli-endless");
+    let path = dir.join("tenants.toml");
     let text = integration_tests::lab_tenants_file(
         &simulator.base_url(),
         "",
@@ -630,7 +624,7 @@ async fn a_tenants_file_with_an_endless_limit_is_refused_not_a_crash() {
         "lab",
     ])
     .await;
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(run.code, ExitCode::from(2));
     assert!(run.err.contains("limits.wall-clock-secs"), "{}", run.err);
     assert!(simulator.requests().is_empty());
@@ -638,10 +632,8 @@ async fn a_tenants_file_with_an_endless_limit_is_refused_not_a_crash() {
 
 #[tokio::test]
 async fn a_secret_pasted_into_a_tenants_file_is_never_echoed() {
-    let path = std::env::temp_dir().join(format!(
-        "host-harness-cli-pasted-{}.toml",
-        std::process::id()
-    ));
+    let dir = scratch_dir("cli-pasted");
+    let path = dir.join("tenants.toml");
     for text in [
         "[[tenant]]\nname = \"lab\"\ncloud = \"commercial\"\ncredential = \"Zq8~pasted.client-secret\"\n",
         "[[tenant]]\nname = \"lab\"\ncloud = \"commercial\"\ntenant-id = \"t\"\n[tenant.credential]\nkind = \"client-secret\"\nclient-id = \"c\"\nsecret-env = \"S\"\nsecret = \"Zq8~pasted.client-secret\"\n",
@@ -661,5 +653,5 @@ async fn a_secret_pasted_into_a_tenants_file_is_never_echoed() {
         assert!(run.err.contains("line "), "{}", run.err);
         assert!(!run.err.contains("Zq8~pasted"), "{}", run.err);
     }
-    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

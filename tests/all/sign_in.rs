@@ -17,7 +17,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const CLIENT_ID: &str = "3f1c2a9e-5b7d-4e0f-9a1b-2c3d4e5f6a7b";
@@ -53,11 +52,7 @@ fn certificate(algorithm: SigningAlgorithm) -> ClientCertificate {
 
 /// A directory of the test's own, for its tenants file and the files it names.
 fn scratch() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("sign-in-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
+    integration_tests::scratch_dir("sign-in")
 }
 
 fn write_private(dir: &Path, name: &str, text: &str) {

@@ -32,9 +32,7 @@ fn tenant(simulator: &Simulator, credential: &str) -> Tenant {
 
 /// A tenants-file credential whose secret is in a file of its own (tests run in parallel).
 fn secret_in_file() -> String {
-    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let path = std::env::temp_dir().join(format!("tenants-secret-{}-{n}", std::process::id()));
+    let path = integration_tests::scratch_dir("tenants-secret").join("secret");
     std::fs::write(&path, format!("{SECRET}\n")).unwrap();
     format!(
         r#"{{ kind = "client-secret", client-id = "{CLIENT_ID}", secret-file = "{}" }}"#,

@@ -12,6 +12,7 @@ use defender_host::rate_limit::Budget;
 use defender_host::transport::HttpClient;
 use defender_host::{COMPONENT, Runtime, Tenant};
 use defender_simulator::Simulator;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -72,6 +73,17 @@ pub fn tenant_with(simulator: &Simulator, tokens: Arc<dyn TokenSource>, budget: 
         tokens,
     )
     .with_budget(budget)
+}
+
+/// A new, empty directory of the calling test's own under the system's temporary directory:
+/// tests run in parallel in one process, so a name alone (or the process ID) is not enough.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
 }
 
 /// Hands out `stale` first and [`TOKEN`] once asked to refresh, like an expired cached token.
