@@ -23,6 +23,13 @@ async fn directory() -> Simulator {
         .unwrap()
 }
 
+/// [`directory`] with the test application registered, its proof [`SECRET`].
+async fn directory_with_app() -> Simulator {
+    let simulator = directory().await;
+    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    simulator
+}
+
 /// A tenant of the `custom` cloud whose API and sign-in are `simulator`.
 fn tenant(simulator: &Simulator, credential: &str) -> Tenant {
     let text = lab_tenants_file(&simulator.base_url(), "", credential);
@@ -59,8 +66,15 @@ fn api_authorizations(simulator: &Simulator) -> Vec<String> {
 }
 
 async fn quarantine(tenant: &Tenant) -> Result<defender_host::MachineAction, ActionError> {
+    quarantine_on(tenant, MACHINE).await
+}
+
+async fn quarantine_on(
+    tenant: &Tenant,
+    machine: &str,
+) -> Result<defender_host::MachineAction, ActionError> {
     component()
-        .stop_and_quarantine(tenant, MACHINE, SHA1, COMMENT)
+        .stop_and_quarantine(tenant, machine, SHA1, COMMENT)
         .await
         .expect("the call completes")
         .result
@@ -68,8 +82,7 @@ async fn quarantine(tenant: &Tenant) -> Result<defender_host::MachineAction, Act
 
 #[tokio::test]
 async fn a_client_secret_gets_a_token_that_the_api_accepts() {
-    let simulator = directory().await;
-    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let simulator = directory_with_app().await;
     let tenant = tenant(&simulator, &secret_in_file());
     quarantine(&tenant).await.expect("the action");
 
@@ -194,8 +207,7 @@ async fn a_wrong_secret_is_a_credentials_error_that_does_not_show_it() {
 
 #[tokio::test]
 async fn the_token_is_cached_and_fetched_once_for_concurrent_calls() {
-    let simulator = directory().await;
-    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let simulator = directory_with_app().await;
     let tenant = tenant(&simulator, &secret_in_file());
     let calls: Vec<_> = (0..20)
         .map(|i| {
@@ -224,26 +236,20 @@ async fn the_token_is_cached_and_fetched_once_for_concurrent_calls() {
 
 #[tokio::test]
 async fn an_expiring_token_is_renewed_before_it_expires() {
-    let simulator = directory().await;
-    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let simulator = directory_with_app().await;
     simulator.set_token_lifetime(Duration::from_secs(2));
     let tenant = tenant(&simulator, &secret_in_file());
     quarantine(&tenant).await.expect("the first action");
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let machine = "ffffffffffffffffffffffffffffffffffffffff";
-    component()
-        .stop_and_quarantine(&tenant, machine, SHA1, COMMENT)
+    quarantine_on(&tenant, &"f".repeat(40))
         .await
-        .unwrap()
-        .result
         .expect("the second action");
     assert_eq!(token_requests(&simulator).len(), 2);
 }
 
 #[tokio::test]
 async fn a_401_gets_a_fresh_token() {
-    let simulator = directory().await;
-    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let simulator = directory_with_app().await;
     simulator.script([Reply::error(401, "Unauthorized")]);
     let tenant = tenant(&simulator, &secret_in_file());
     quarantine(&tenant)
@@ -257,25 +263,19 @@ async fn a_401_gets_a_fresh_token() {
 
 #[tokio::test]
 async fn a_token_said_to_last_for_ever_is_kept_a_day_at_most_without_overflow() {
-    let simulator = directory().await;
-    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let simulator = directory_with_app().await;
     simulator.set_token_lifetime(Duration::from_secs(u64::MAX));
     let tenant = tenant(&simulator, &secret_in_file());
     quarantine(&tenant).await.expect("the action");
-    let machine = "ffffffffffffffffffffffffffffffffffffffff";
-    component()
-        .stop_and_quarantine(&tenant, machine, SHA1, COMMENT)
+    quarantine_on(&tenant, &"f".repeat(40))
         .await
-        .unwrap()
-        .result
         .expect("a second action with the cached token");
     assert_eq!(token_requests(&simulator).len(), 1);
 }
 
 #[tokio::test]
 async fn a_guest_asking_for_fresh_tokens_in_a_loop_gets_the_cached_one() {
-    let simulator = directory().await;
-    simulator.register_client(TENANT_ID, CLIENT_ID, ClientProof::Secret(SECRET.into()));
+    let simulator = directory_with_app().await;
     let tenant = tenant(&simulator, &secret_in_file());
     let url = format!(
         "{}/api/machines/{MACHINE}/StopAndQuarantineFile",
