@@ -3,7 +3,7 @@
 //! Kubernetes service account's, for workload identity).
 
 use super::certificate::ClientCertificate;
-use super::sign_in::{MAX_ANSWER_BYTES, SignIn};
+use super::sign_in::SignIn;
 use super::{CredentialError, Fetch, FetchFuture, Fresh, Secret, SecretSource};
 use crate::transport::HttpClient;
 use bytes::Bytes;
@@ -106,11 +106,7 @@ impl ClientCredentials {
                     self.tenant
                 ))
             })?;
-        let reply = http
-            .exchange(request, MAX_ANSWER_BYTES)
-            .await
-            .map_err(|e| sign_in.unreachable(&e))?;
-        sign_in.read(&reply)
+        sign_in.exchange(http, request).await
     }
 }
 

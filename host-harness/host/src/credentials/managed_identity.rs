@@ -2,7 +2,7 @@
 //! from the Instance Metadata Service (virtual machines, AKS nodes) or from App Service's and
 //! Functions' local identity endpoint.
 
-use super::sign_in::{MAX_ANSWER_BYTES, SignIn};
+use super::sign_in::SignIn;
 use super::{CredentialError, Fetch, FetchFuture, Fresh, SecretSource};
 use crate::transport::HttpClient;
 use bytes::Bytes;
@@ -83,11 +83,7 @@ impl ManagedIdentity {
             endpoint: url,
             sensitive: &sensitive,
         };
-        let reply = http
-            .exchange(request, MAX_ANSWER_BYTES)
-            .await
-            .map_err(|e| sign_in.unreachable(&e))?;
-        sign_in.read(&reply)
+        sign_in.exchange(http, request).await
     }
 }
 

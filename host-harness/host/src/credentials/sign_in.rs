@@ -4,13 +4,14 @@
 
 use super::{CredentialError, Fresh, Secret};
 use crate::escape::escape;
-use crate::transport::{Reply, TransportError};
+use crate::transport::{HttpClient, Reply, TransportError};
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The most of a token answer read (Entra's are about 2 KB).
-pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// How much of a body that is not JSON is shown.
 const SHOWN_CHARS: usize = 160;
 
@@ -43,6 +44,20 @@ struct ErrorAnswer {
 }
 
 impl SignIn<'_> {
+    /// Sends the token `request` through `http` and reads the answer (at most
+    /// `MAX_ANSWER_BYTES` of it): the token, or why there is none.
+    pub async fn exchange(
+        &self,
+        http: &HttpClient,
+        request: http::Request<Bytes>,
+    ) -> Result<Fresh, CredentialError> {
+        let reply = http
+            .exchange(request, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        self.read(&reply)
+    }
+
     /// The token in a successful answer, or why there is none.
     pub fn read(&self, reply: &Reply) -> Result<Fresh, CredentialError> {
         if reply.status != http::StatusCode::OK {
@@ -81,7 +96,7 @@ impl SignIn<'_> {
     }
 
     /// No answer came.
-    pub fn unreachable(&self, error: &TransportError) -> CredentialError {
+    fn unreachable(&self, error: &TransportError) -> CredentialError {
         self.error(&format!("no answer: {error}"))
     }
 
