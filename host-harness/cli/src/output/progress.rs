@@ -10,7 +10,6 @@ use std::io::{self, Write};
 pub struct ProgressView {
     terminal: bool,
     statuses: BTreeMap<String, bool>,
-    finals: usize,
 }
 
 const BAR_WIDTH: usize = 30;
@@ -24,7 +23,6 @@ impl ProgressView {
         Self {
             terminal,
             statuses: BTreeMap::new(),
-            finals: 0,
         }
     }
 
@@ -39,24 +37,12 @@ impl ProgressView {
             );
             return writeln!(out, "{}", escape(&line));
         }
-        let room = self.statuses.len() < MAX_DEVICES;
-        let was_final = match self.statuses.get_mut(&update.machine_id) {
-            Some(is_final) => Some(std::mem::replace(is_final, update.is_final)),
-            None if room => {
-                self.statuses
-                    .insert(update.machine_id.clone(), update.is_final);
-                Some(false)
-            }
-            None => None,
-        };
-        if let Some(was_final) = was_final {
-            self.finals = self
-                .finals
-                .saturating_add(usize::from(update.is_final))
-                .saturating_sub(usize::from(was_final));
+        if self.statuses.len() < MAX_DEVICES || self.statuses.contains_key(&update.machine_id) {
+            self.statuses
+                .insert(update.machine_id.clone(), update.is_final);
         }
         let total = self.statuses.len();
-        let done = self.finals.min(total);
+        let done = self.statuses.values().filter(|&&is_final| is_final).count();
         let filled = BAR_WIDTH * done / total.max(1);
         write!(
             out,
