@@ -5,6 +5,15 @@ use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use serde_json::json;
 use std::time::Duration;
+use thiserror::Error;
+
+/// Returned to hyper to close the connection without an answer.
+#[derive(Debug, Error)]
+#[error("the simulator dropped the connection on purpose")]
+pub struct Dropped;
+
+/// An answer, or a connection dropped on purpose.
+pub type Answer = Result<Response<Full<Bytes>>, Dropped>;
 
 /// One scripted answer for the next action request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +73,62 @@ impl Reply {
             code: code.into(),
             message: format!("Simulated {code}"),
         }
+    }
+}
+
+/// One scripted answer for the next listing request (`GET /api/machineactions` or
+/// `GET /api/files/{sha1}/machines`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageReply {
+    /// Behave like the API.
+    Api,
+    /// The page the API would give, but with `@odata.nextLink` set to this URL (even when
+    /// the page is the last).
+    NextLink(String),
+    /// This answer instead of the page; [`Reply::Create`] stands for the API's page, and
+    /// [`Reply::CreateThenDrop`] for computing it (moving the listed actions along) and then
+    /// dropping the connection.
+    Answer(Reply),
+}
+
+/// Gives a scripted answer; `api` is the endpoint's own, for [`Reply::Create`] and
+/// [`Reply::CreateThenDrop`].
+pub async fn render(mut reply: Reply, api: impl FnOnce() -> Response<Full<Bytes>>) -> Answer {
+    loop {
+        return Ok(match reply {
+            Reply::Create => api(),
+            Reply::CreateThenDrop => {
+                api();
+                return Err(Dropped);
+            }
+            Reply::Error {
+                status,
+                code,
+                message,
+            } => api_error(status, &code, &message),
+            Reply::Throttle { retry_after } => {
+                let message = "Rate limit is exceeded. Try again later.";
+                let mut response = api_error(429, "TooManyRequests", message);
+                if let Ok(value) = http::HeaderValue::from_str(&retry_after) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            Reply::Raw {
+                status,
+                content_type,
+                body,
+            } => response(status, &content_type, body),
+            Reply::Oversized { status, bytes } => {
+                let filler = "x".repeat(bytes.saturating_sub(16));
+                json_response(status, &format!("{{\"id\":\"{filler}\"}}"))
+            }
+            Reply::Delayed(wait, inner) => {
+                tokio::time::sleep(wait).await;
+                reply = *inner;
+                continue;
+            }
+        });
     }
 }
 

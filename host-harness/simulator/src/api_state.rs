@@ -1,40 +1,19 @@
 //! What the simulated tenant holds: its actions and how they progress, the devices that have seen
 //! each file, and the answers scripted by a test.
 
-use super::answers::Reply;
-use serde_json::{Value, json};
+use super::answers::{PageReply, Reply};
+use super::filter::Filter;
+use super::paging::PageSize;
+use super::progression::Progression;
+use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::time::SystemTime;
-
-/// How a new action's status moves as it is polled (`GET /api/machineactions/{id}`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progression {
-    /// `Pending` for ever.
-    StayPending,
-    /// `InProgress` after `to_in_progress` polls, then `final_status` after `to_final` polls.
-    Advance {
-        /// Polls answered `Pending`.
-        to_in_progress: u32,
-        /// Polls (counted from creation) until the final status.
-        to_final: u32,
-        /// `Succeeded`, `Failed`, `TimeOut` or `Cancelled`.
-        final_status: String,
-    },
-}
-
-impl Default for Progression {
-    fn default() -> Self {
-        Self::Advance {
-            to_in_progress: 1,
-            to_final: 2,
-            final_status: "Succeeded".into(),
-        }
-    }
-}
+use std::time::{Instant, SystemTime};
 
 /// One simulated action.
 struct Action {
     json: Value,
+    /// When it was created, for [`Progression::Settle`].
+    created: Instant,
     polls: u32,
     /// The first GETs of a new action that answer 404.
     hidden_polls: u32,
@@ -49,8 +28,12 @@ pub struct ApiState {
     pub(super) progression: Progression,
     pub(super) hide_new_actions: u32,
     pub(super) script: VecDeque<Reply>,
+    pub(super) page_script: VecDeque<PageReply>,
     pub(super) machine_replies: HashMap<String, Reply>,
     pub(super) files: HashMap<String, Vec<String>>,
+    pub(super) page_size: PageSize,
+    /// Members every new action carries besides the usual ones.
+    pub(super) extra_members: Map<String, Value>,
 }
 
 /// Whether an action status is final.
@@ -62,63 +45,63 @@ fn status_of(json: &Value) -> &str {
     json["status"].as_str().unwrap_or_default()
 }
 
+/// Brings a not-yet-final action's status up to date; a poll counts as one more look first.
+fn look(action: &mut Action, progression: &Progression, polled: bool, now: Instant) {
+    if is_final(status_of(&action.json)) || !(polled || progression.by_time()) {
+        return;
+    }
+    if polled {
+        action.polls = action.polls.saturating_add(1);
+    }
+    let age = now.saturating_duration_since(action.created);
+    if let Some(status) = progression.status(action.polls, age) {
+        set_status(&mut action.json, status);
+    }
+}
+
 impl ApiState {
-    /// Records a new action.
-    pub fn add(&mut self, json: Value) {
+    /// Records a new action, with the extra members; returns it as stored.
+    pub fn add(&mut self, mut json: Value) -> Value {
+        if let Value::Object(members) = &mut json {
+            for (name, value) in &self.extra_members {
+                members.insert(name.clone(), value.clone());
+            }
+        }
         let machine = json["machineId"].as_str().unwrap_or_default().to_owned();
         self.by_machine
             .entry(machine)
             .or_default()
             .push(self.actions.len());
         self.actions.push(Action {
-            json,
+            json: json.clone(),
+            created: Instant::now(),
             polls: 0,
             hidden_polls: self.hide_new_actions,
         });
+        json
     }
 
     /// Whether the device has an action of this component's type that is not final.
-    pub fn has_pending(&self, machine_id: &str) -> bool {
-        self.of_machine(machine_id)
-            .any(|a| a.json["type"] == "StopAndQuarantineFile" && !is_final(status_of(&a.json)))
-    }
-
-    fn of_machine(&self, machine_id: &str) -> impl Iterator<Item = &Action> {
-        self.by_machine
-            .get(machine_id)
-            .into_iter()
-            .flatten()
-            .map(|&index| &self.actions[index])
+    pub fn has_pending(&mut self, machine_id: &str) -> bool {
+        let now = Instant::now();
+        let indexes = self.by_machine.get(machine_id).cloned().unwrap_or_default();
+        indexes.iter().any(|&index| {
+            self.actions.get_mut(index).is_some_and(|action| {
+                look(action, &self.progression, false, now);
+                action.json["type"] == "StopAndQuarantineFile" && !is_final(status_of(&action.json))
+            })
+        })
     }
 
     /// Answers a poll: `None` for an unknown (or still hidden) action; otherwise the action,
     /// moved along its progression.
     pub fn poll(&mut self, id: &str) -> Option<Value> {
-        let progression = self.progression.clone();
         let action = self.actions.iter_mut().find(|a| a.json["id"] == id)?;
         if action.hidden_polls > 0 {
             action.hidden_polls -= 1;
             return None;
         }
-        if is_final(status_of(&action.json)) {
-            return Some(action.json.clone());
-        }
-        action.polls += 1;
-        if let Progression::Advance {
-            to_in_progress,
-            to_final,
-            final_status,
-        } = progression
-        {
-            let status = if action.polls >= to_final {
-                final_status
-            } else if action.polls >= to_in_progress {
-                "InProgress".to_owned()
-            } else {
-                "Pending".to_owned()
-            };
-            set_status(&mut action.json, &status);
-        }
+        look(action, &self.progression, true, Instant::now());
         Some(action.json.clone())
     }
 
@@ -129,6 +112,7 @@ impl ApiState {
             .iter_mut()
             .find(|a| a.json["id"] == id)
             .ok_or(None)?;
+        look(action, &self.progression, false, Instant::now());
         let status = status_of(&action.json).to_owned();
         if is_final(&status) {
             return Err(Some(status));
@@ -141,16 +125,31 @@ impl ApiState {
         Ok(action.json.clone())
     }
 
-    /// The actions matching a `$filter` of `field eq 'value'` terms, newest first.
-    pub fn list(&self, terms: &[(String, String)]) -> Vec<Value> {
-        let mut found: Vec<Value> = self
-            .actions
-            .iter()
-            .filter(|a| terms.iter().all(|(k, v)| a.json[k.as_str()] == v.as_str()))
-            .map(|a| a.json.clone())
-            .collect();
-        found.reverse();
+    /// The actions matching `filter`, newest first, as indexes for [`ApiState::show_listed`].
+    /// Hidden new actions are listed (only a GET by ID misses them).
+    pub fn matching(&mut self, filter: &Filter) -> Vec<usize> {
+        let now = Instant::now();
+        let mut found = Vec::new();
+        for (index, action) in self.actions.iter_mut().enumerate().rev() {
+            look(action, &self.progression, false, now);
+            if filter.matches(&action.json) {
+                found.push(index);
+            }
+        }
         found
+    }
+
+    /// The listed actions, each moved along one poll as a GET would.
+    pub fn show_listed(&mut self, indexes: &[usize]) -> Vec<Value> {
+        let now = Instant::now();
+        indexes
+            .iter()
+            .filter_map(|&index| {
+                let action = self.actions.get_mut(index)?;
+                look(action, &self.progression, true, now);
+                Some(action.json.clone())
+            })
+            .collect()
     }
 
     /// How many actions exist.
@@ -159,9 +158,12 @@ impl ApiState {
     }
 }
 
+/// Sets the status, and the time of the last update when it changes.
 fn set_status(json: &mut Value, status: &str) {
-    json["status"] = json!(status);
-    json["lastUpdateDateTimeUtc"] = json!(now());
+    if json["status"] != status {
+        json["status"] = json!(status);
+        json["lastUpdateDateTimeUtc"] = json!(now());
+    }
 }
 
 /// The current time as the API writes it.

@@ -72,9 +72,19 @@ pub struct Directory {
     clients: HashMap<(String, String), ClientProof>,
     pub(super) identities: ManagedIdentities,
     used_assertions: HashSet<String>,
-    /// Each token, whether the API takes it (its audience is the API's), and its expiry.
-    issued: Vec<(String, bool, Instant)>,
+    /// The tokens issued.
+    issued: Vec<Issued>,
     lifetime: Option<Duration>,
+}
+
+/// A token the directory issued.
+struct Issued {
+    token: String,
+    /// Whom it was issued to: `{tenant}/{client ID}`, or a managed identity's client ID.
+    holder: String,
+    /// Whether the API takes it (its audience is the API's).
+    for_the_api: bool,
+    until: Instant,
 }
 
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3599);
@@ -107,8 +117,9 @@ impl Directory {
         self.lifetime.unwrap_or(DEFAULT_LIFETIME)
     }
 
-    /// Issues a new token for `audience` (a scope or a resource).
-    pub fn issue(&mut self, audience: &str) -> String {
+    /// Issues a new token for `audience` (a scope or a resource) to `holder` (the application:
+    /// `{tenant}/{client ID}`, or a managed identity's client ID).
+    pub fn issue(&mut self, holder: &str, audience: &str) -> String {
         let mut bytes = [0u8; 24];
         // A predictable simulated token is harmless: it opens only this simulator.
         let _ = getrandom::fill(&mut bytes);
@@ -119,16 +130,28 @@ impl Directory {
             .checked_add(self.lifetime().min(century))
             .unwrap_or_else(Instant::now);
         let for_the_api = DEFENDER_RESOURCES.contains(&resource_of(audience).as_str());
-        self.issued.push((token.clone(), for_the_api, until));
+        self.issued.push(Issued {
+            token: token.clone(),
+            holder: holder.to_owned(),
+            for_the_api,
+            until,
+        });
         token
     }
 
     /// Whether `token` was issued for the API and has not expired.
     pub fn accepts(&self, token: &str) -> bool {
+        self.holder(token).is_some()
+    }
+
+    /// Whom `token` was issued to, if it was issued for the API and has not expired: the
+    /// caller whose rate budget its calls spend.
+    pub fn holder(&self, token: &str) -> Option<&str> {
         let now = Instant::now();
         self.issued
             .iter()
-            .any(|(t, for_the_api, until)| t == token && *for_the_api && *until > now)
+            .find(|issued| issued.token == token && issued.for_the_api && issued.until > now)
+            .map(|issued| issued.holder.as_str())
     }
 }
 
@@ -145,10 +168,11 @@ mod tests {
             "https://API-GOV.securitycenter.microsoft.us/",
             "https://api-gcc.securitycenter.microsoft.us",
         ] {
-            let token = directory.issue(audience);
+            let token = directory.issue("t1/app-1", audience);
             assert!(directory.accepts(&token), "{audience}");
+            assert_eq!(directory.holder(&token), Some("t1/app-1"));
         }
-        let graph = directory.issue("https://graph.microsoft.com/.default");
+        let graph = directory.issue("t1/app-1", "https://graph.microsoft.com/.default");
         assert!(!directory.accepts(&graph));
         assert!(!directory.accepts("sim.never-issued"));
     }

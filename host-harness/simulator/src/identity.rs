@@ -95,13 +95,13 @@ pub fn token(
     if !known {
         return error(400, "invalid_request", "Identity not found");
     }
-    let token = directory.issue(resource);
+    let client_id = param("client_id").unwrap_or("00000000-0000-0000-0000-00000000517e");
+    let token = directory.issue(client_id, resource);
     let lifetime = directory.lifetime().as_secs();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let expires_on = now.saturating_add(lifetime).to_string();
-    let client_id = param("client_id").unwrap_or("00000000-0000-0000-0000-00000000517e");
     let body = match endpoint {
         Endpoint::Imds => json!({
             "access_token": token,

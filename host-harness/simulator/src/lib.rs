@@ -2,28 +2,41 @@
 //! as Microsoft's pages and front doors: it refuses a request without a valid `Host` as they do
 //! (RFC 9112 §3.2); checks the bearer token, the content type and the case-sensitive body;
 //! creates actions that move from `Pending` through `InProgress` to a final status as they are
-//! polled; answers the action, listing, cancel and machines-of-a-file endpoints; says
-//! `ActiveRequestAlreadyExists` while a device has a pending action; and can be scripted, per
-//! request or per device, to give any answer of the error table, `Retry-After`, delays, broken
-//! or oversized bodies, or a dropped connection. It serves Entra's token endpoint (secrets,
-//! certificate assertions, federated tokens, each checked field by field) and Azure's
-//! managed-identity endpoints. Over TLS it offers HTTP/2 and HTTP/1.1 by ALPN. It records
-//! every request it receives.
+//! polled (by GET or by listing) or as time passes ([`Progression::Settle`]); answers the
+//! action, listing, cancel and machines-of-a-file endpoints; says `ActiveRequestAlreadyExists`
+//! while a device has a pending action; and can be scripted, per request or per device, to give
+//! any answer of the error table, `Retry-After`, delays, broken or oversized bodies, or a
+//! dropped connection. Each of the five API endpoints has its own rate budget per caller (by
+//! default the pages' 100 calls a minute and 1500 an hour, [`RateLimit`]), past which it
+//! answers 429 with `Retry-After` ([`Simulator::set_rate_limit`]). The two
+//! listings page as OData does (`$top`, `$skip`, a server page size and `@odata.nextLink`),
+//! take only the documented `$filter` subset, and can be scripted page by page
+//! ([`PageReply`]). It serves Entra's token endpoint (secrets, certificate assertions,
+//! federated tokens, each checked field by field) and Azure's managed-identity endpoints. Over
+//! TLS it offers HTTP/2 and HTTP/1.1 by ALPN. It records every request it receives.
 
 mod answers;
 mod api_state;
+mod budget;
 mod directory;
 pub mod example;
+mod filter;
 mod front_door;
 mod identity;
 mod jwt;
+mod listings;
 mod machine_action;
+mod paging;
+mod progression;
 mod routes;
 mod sign_in;
+#[cfg(test)]
+mod tests;
 
-pub use answers::Reply;
-pub use api_state::Progression;
+pub use answers::{PageReply, Reply};
+pub use budget::{ApiCalls, RateLimit};
 pub use directory::{ClientProof, ManagedIdentities};
+pub use progression::Progression;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -102,6 +115,7 @@ struct Shared {
     port: u16,
     accepted_token: Option<String>,
     api: Mutex<api_state::ApiState>,
+    budget: Mutex<budget::Budget>,
     directory: Mutex<directory::Directory>,
     requests: Mutex<Vec<RecordedRequest>>,
     watchers: Mutex<Vec<mpsc::UnboundedSender<Exchange>>>,
@@ -226,6 +240,7 @@ impl Simulator {
             port: addr.port(),
             accepted_token,
             api: Mutex::default(),
+            budget: Mutex::default(),
             directory: Mutex::default(),
             requests: Mutex::default(),
             watchers: Mutex::default(),
@@ -281,15 +296,53 @@ impl Simulator {
             .insert(sha1.to_ascii_lowercase(), machines);
     }
 
-    /// How new actions progress as they are polled.
+    /// How actions progress, as they are polled or as time passes.
     pub fn set_progression(&self, progression: Progression) {
         self.shared.api().progression = progression;
     }
 
     /// Makes the first `polls` GETs of each new action answer 404, as the API can right after
-    /// creation.
+    /// creation (listings show it all the same).
     pub fn hide_new_actions(&self, polls: u32) {
         self.shared.api().hide_new_actions = polls;
+    }
+
+    /// Sets each caller's budget for each API; `None` lifts the limits entirely (for
+    /// benchmarks that send thousands of calls). The budgets are per API ("Rate limitations for
+    /// this API are 100 calls per minute and 1500 calls per hour", on each endpoint's page) and
+    /// per caller: the application the simulator's directory issued the token to, or one shared
+    /// caller for any other token. Unauthorized calls and calls refused with 429 do not count.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        lock(&self.shared.budget).set_limit(limit);
+    }
+
+    /// How many calls each API answered and refused for its budget, one entry per API in the
+    /// order `create-action`, `get-action`, `list-actions`, `cancel-action`, `file-machines`.
+    pub fn api_calls(&self) -> Vec<ApiCalls> {
+        lock(&self.shared.budget).calls()
+    }
+
+    /// The server's page size for both listings (default and most 10,000: "Maximum page size
+    /// is 10,000"); clamped to 1..=10000. Longer listings are cut into pages linked by
+    /// `@odata.nextLink`.
+    pub fn set_page_size(&self, n: usize) {
+        self.shared.api().page_size = paging::PageSize::new(n);
+    }
+
+    /// Queues answers for the next listing requests (`GET /api/machineactions` and
+    /// `GET /api/files/{sha1}/machines` alike), in order, each taken after authentication and
+    /// the rate limit; once they are used up the listings behave like the API again.
+    pub fn script_pages(&self, replies: impl IntoIterator<Item = PageReply>) {
+        self.shared.api().page_script.extend(replies);
+    }
+
+    /// Makes every action created from now on carry this member too (replacing a member of that
+    /// name), as the API adds members over time.
+    pub fn add_action_member(&self, name: &str, value: serde_json::Value) {
+        self.shared
+            .api()
+            .extra_members
+            .insert(name.to_owned(), value);
     }
 
     /// Every request received so far.

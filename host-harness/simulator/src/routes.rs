@@ -1,24 +1,20 @@
 //! Which endpoint a request is for, and the API's answer to it.
 
-use super::answers::{self, Reply};
-use super::{RecordedRequest, Shared, front_door, identity, lock, machine_action, sign_in};
+use super::answers::{self, Answer, Reply};
+use super::budget::{Api, Throttled};
+use super::{
+    RecordedRequest, Shared, front_door, identity, listings, lock, machine_action, sign_in,
+};
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
-use thiserror::Error;
+use std::time::Instant;
 
 /// The most of a request body the simulator reads.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
-
-/// Returned to hyper to close the connection without an answer.
-#[derive(Debug, Error)]
-#[error("the simulator dropped the connection on purpose")]
-pub struct Dropped;
-
-type Answer = Result<Response<Full<Bytes>>, Dropped>;
 
 /// Records the request and answers it.
 pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
@@ -73,107 +69,139 @@ pub async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     answer
 }
 
+/// The API endpoints, each a separate API with its own rate budget.
+enum Endpoint<'a> {
+    Create(&'a str),
+    Get(&'a str),
+    List,
+    Cancel(&'a str),
+    FileMachines(&'a str),
+}
+
+impl Endpoint<'_> {
+    fn api(&self) -> Api {
+        match self {
+            Endpoint::Create(_) => Api::CreateAction,
+            Endpoint::Get(_) => Api::GetAction,
+            Endpoint::List => Api::ListActions,
+            Endpoint::Cancel(_) => Api::CancelAction,
+            Endpoint::FileMachines(_) => Api::FileMachines,
+        }
+    }
+}
+
 /// The endpoint's answer.
 async fn route(shared: &Shared, parts: &http::request::Parts, request: &RecordedRequest) -> Answer {
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (&parts.method, segments.as_slice()) {
-        (&Method::POST, ["api", "machines", machine, "StopAndQuarantineFile"]) => {
-            create_route(shared, machine, request).await
-        }
+    let endpoint = match (&parts.method, segments.as_slice()) {
         (&Method::POST, [tenant_id, "oauth2", "v2.0", "token"]) => {
             let url = format!("{}{path}", shared.base_url);
-            Ok(sign_in::token(
+            return Ok(sign_in::token(
                 &mut lock(&shared.directory),
                 tenant_id,
                 &url,
                 request.content_type.as_deref(),
                 &request.body,
-            ))
+            ));
         }
-        (&Method::GET, ["metadata", "identity", "oauth2", "token"]) => Ok(identity::token(
-            &mut lock(&shared.directory),
-            identity::Endpoint::Imds,
-            query,
-            header_value(parts, "metadata").as_deref(),
-        )),
-        (&Method::GET, ["msi", "token"]) => Ok(identity::token(
-            &mut lock(&shared.directory),
-            identity::Endpoint::AppService,
-            query,
-            header_value(parts, "x-identity-header").as_deref(),
-        )),
-        _ if !authorized(shared, request) => Ok(unauthorized()),
-        (&Method::GET, ["api", "machineactions", id]) => Ok(poll(shared, id)),
-        (&Method::POST, ["api", "machineactions", id, "cancel"]) => Ok(cancel(shared, id, request)),
-        (&Method::GET, ["api", "machineactions"]) => Ok(list(shared, query)),
-        (&Method::GET, ["api", "files", sha1, "machines"]) => Ok(machines_of(shared, sha1)),
-        _ => Ok(answers::api_error(
+        (&Method::GET, ["metadata", "identity", "oauth2", "token"]) => {
+            return Ok(identity::token(
+                &mut lock(&shared.directory),
+                identity::Endpoint::Imds,
+                query,
+                header_value(parts, "metadata").as_deref(),
+            ));
+        }
+        (&Method::GET, ["msi", "token"]) => {
+            return Ok(identity::token(
+                &mut lock(&shared.directory),
+                identity::Endpoint::AppService,
+                query,
+                header_value(parts, "x-identity-header").as_deref(),
+            ));
+        }
+        (&Method::POST, ["api", "machines", machine, "StopAndQuarantineFile"]) => {
+            Some(Endpoint::Create(machine))
+        }
+        (&Method::GET, ["api", "machineactions", id]) => Some(Endpoint::Get(id)),
+        (&Method::POST, ["api", "machineactions", id, "cancel"]) => Some(Endpoint::Cancel(id)),
+        (&Method::GET, ["api", "machineactions"]) => Some(Endpoint::List),
+        (&Method::GET, ["api", "files", sha1, "machines"]) => Some(Endpoint::FileMachines(sha1)),
+        _ => None,
+    };
+    if !authorized(shared, request) {
+        return match endpoint {
+            // As before budgets existed: a scripted answer, or the API's own 401; not counted.
+            Some(Endpoint::Create(machine)) => create_route(shared, machine, request).await,
+            _ => Ok(unauthorized()),
+        };
+    }
+    let Some(endpoint) = endpoint else {
+        return Ok(answers::api_error(
             404,
             "ResourceNotFound",
             "Resource not found",
-        )),
+        ));
+    };
+    if let Err(throttled) = spend(shared, endpoint.api(), request) {
+        return Ok(too_many_requests(throttled));
     }
+    match endpoint {
+        Endpoint::Create(machine) => create_route(shared, machine, request).await,
+        Endpoint::Get(id) => Ok(poll(shared, id)),
+        Endpoint::Cancel(id) => Ok(cancel(shared, id, request)),
+        Endpoint::List => listings::actions(shared, path, query).await,
+        Endpoint::FileMachines(sha1) => listings::machines(shared, sha1, path, query).await,
+    }
+}
+
+/// Spends a call of the caller's budget for `api`: the caller is the application the
+/// simulator's directory issued the token to, or one shared caller for any other token.
+fn spend(shared: &Shared, api: Api, request: &RecordedRequest) -> Result<(), Throttled> {
+    let caller =
+        bearer(request).and_then(|token| lock(&shared.directory).holder(token).map(str::to_owned));
+    let mut budget = lock(&shared.budget);
+    budget.spend(api, caller.as_deref(), Instant::now())
+}
+
+/// "common errors" (learn.microsoft.com/defender-endpoint/api/common-errors): 429
+/// `TooManyRequests` once the API's budget is spent, with `Retry-After` in seconds: when the
+/// oldest call of the full window leaves it.
+fn too_many_requests(throttled: Throttled) -> Response<Full<Bytes>> {
+    let seconds = throttled.seconds();
+    let message = format!("Rate limit is exceeded. Try again in {seconds} seconds.");
+    let mut response = answers::api_error(429, "TooManyRequests", &message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    response
 }
 
 /// A scripted answer, a per-device one, or the API's own behaviour.
 async fn create_route(shared: &Shared, machine: &str, request: &RecordedRequest) -> Answer {
-    let mut next = {
+    let next = {
         let mut api = shared.api();
         match api.machine_replies.get(machine) {
             Some(reply) => reply.clone(),
             None => api.script.pop_front().unwrap_or(Reply::Create),
         }
     };
-    loop {
-        return Ok(match next {
-            Reply::Create => create(shared, machine, request),
-            Reply::CreateThenDrop => {
-                create(shared, machine, request);
-                return Err(Dropped);
-            }
-            Reply::Error {
-                status,
-                code,
-                message,
-            } => answers::api_error(status, &code, &message),
-            Reply::Throttle { retry_after } => {
-                let mut response = answers::api_error(
-                    429,
-                    "TooManyRequests",
-                    "Rate limit is exceeded. Try again later.",
-                );
-                if let Ok(value) = http::HeaderValue::from_str(&retry_after) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                response
-            }
-            Reply::Raw {
-                status,
-                content_type,
-                body,
-            } => answers::response(status, &content_type, body),
-            Reply::Oversized { status, bytes } => {
-                let filler = "x".repeat(bytes.saturating_sub(16));
-                answers::json_response(status, &format!("{{\"id\":\"{filler}\"}}"))
-            }
-            Reply::Delayed(wait, inner) => {
-                tokio::time::sleep(wait).await;
-                next = *inner;
-                continue;
-            }
-        });
-    }
+    answers::render(next, || create(shared, machine, request)).await
 }
 
-fn authorized(shared: &Shared, request: &RecordedRequest) -> bool {
-    let bearer = request
+/// The request's bearer token, if it has a non-blank one.
+fn bearer(request: &RecordedRequest) -> Option<&str> {
+    request
         .authorization
         .as_deref()
         .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|t| !t.trim().is_empty());
-    match (&shared.accepted_token, bearer) {
+        .filter(|t| !t.trim().is_empty())
+}
+
+fn authorized(shared: &Shared, request: &RecordedRequest) -> bool {
+    match (&shared.accepted_token, bearer(request)) {
         (_, None) => false,
         (_, Some(token)) if lock(&shared.directory).accepts(token) => true,
         (None, Some(_)) => true,
@@ -230,7 +258,7 @@ fn create(shared: &Shared, machine_id: &str, request: &RecordedRequest) -> Respo
         return answers::api_error(400, "ActiveRequestAlreadyExists", message);
     }
     let created = machine_action::stop_and_quarantine(machine_id, sha1, comment, super::REQUESTOR);
-    api.add(created.clone());
+    let created = api.add(created);
     answers::json_response(201, &created.to_string())
 }
 
@@ -257,43 +285,6 @@ fn cancel(shared: &Shared, id: &str, request: &RecordedRequest) -> Response<Full
             answers::api_error(400, "BadRequest", &message)
         }
     }
-}
-
-/// `$filter=field eq 'value' and ...`, as the API's OData subset takes it.
-fn list(shared: &Shared, query: &str) -> Response<Full<Bytes>> {
-    let filter = form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == "$filter")
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default();
-    let mut terms = Vec::new();
-    for term in filter.split(" and ").filter(|t| !t.trim().is_empty()) {
-        let parsed = term.trim().split_once(" eq ").and_then(|(field, value)| {
-            let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
-            Some((field.trim().to_owned(), value.to_owned()))
-        });
-        match parsed {
-            Some(term) => terms.push(term),
-            None => return answers::api_error(400, "ODataError", "Invalid $filter"),
-        }
-    }
-    let value = shared.api().list(&terms);
-    answers::json_response(200, &json!({ "value": value }).to_string())
-}
-
-/// The devices that have seen a file; for a file never seen, "If the file doesn't exist, an empty
-/// set is returned" with 200 ("Get file related machines", learn.microsoft.com/defender-endpoint/
-/// api/get-file-related-machines).
-fn machines_of(shared: &Shared, sha1: &str) -> Response<Full<Bytes>> {
-    let api = shared.api();
-    let machines = api
-        .files
-        .get(&sha1.to_ascii_lowercase())
-        .map_or(&[][..], Vec::as_slice);
-    let value: Vec<Value> = machines
-        .iter()
-        .map(|id| json!({"id": id, "computerDnsName": format!("desktop-{}.contoso.local", &id[..id.len().min(8)])}))
-        .collect();
-    answers::json_response(200, &json!({ "value": value }).to_string())
 }
 
 fn not_found_action(id: &str) -> Response<Full<Bytes>> {

@@ -165,7 +165,7 @@ pub fn token(
     if let Some((code, description)) = refusal {
         return error(401, "invalid_client", code, description);
     }
-    let token = directory.issue(scope);
+    let token = directory.issue(&format!("{tenant_id}/{client_id}"), scope);
     let lifetime = directory.lifetime().as_secs();
     let body = json!({
         "token_type": "Bearer",
