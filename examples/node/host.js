@@ -4,15 +4,16 @@
 // Lift this into a workflow node: make one `DefenderHost` (it compiles the component once),
 // describe each tenant with a `Tenant`, and call `host.stopAndQuarantine(tenant, machineId, sha1,
 // comment)`. Every call gets a fresh instance, so nothing of one tenant's call stays in memory
-// for the next. It returns the MachineAction as the API's own JSON members, or throws
+// for the next. It returns the MachineAction as the API sent it, or throws
 // `ActionFailed` with the component's error (the field at fault for bad input; the HTTP status,
 // the API's code, message and correlation ID for a refusal).
 //
 // The host gives the component exactly these imports:
 // - `defender:endpoint/credentials`: the tenant's API base URL and `Bearer <token>`, the token
 //   read from an environment variable at each call (so a rotated token is picked up);
-// - `defender:endpoint/rate-limit`: a sliding-window limiter per tenant (the API allows 100
-//   calls a minute and 1500 an hour), paused when the API answers 429;
+// - `defender:endpoint/rate-limit`: a sliding-window limiter per tenant and API (each API
+//   allows 100 calls a minute and 1500 an hour, counted per application and tenant), the API's
+//   paused when it answers 429;
 // - `defender:endpoint/progress`: ignored here (only `quarantine` with a wait reports progress);
 // - `wasi:http/outgoing-handler`: the shim's, behind a check that the request goes to the
 //   tenant's API origin;
@@ -65,16 +66,46 @@ export class RateLimiter {
   }
 }
 
-/** One tenant: its API, the environment variable holding its token, its own limiter. */
+/** The APIs a permit is for, as the component's `rate-limit.api` enum names them. */
+export const APIS = ['create-action', 'get-action', 'list-actions', 'cancel-action', 'file-machines'];
+
+/**
+ * One RateLimiter per API: each API page gives its own limit, counted per application and
+ * tenant, so polling never spends what creating actions needs. Share one `Budgets` between the
+ * tenants that sign in as the same application.
+ */
+export class Budgets {
+  constructor(options = {}) {
+    this.limiters = new Map(APIS.map((api) => [api, new RateLimiter(options)]));
+  }
+
+  /** `null` when a call to `api` may go now; otherwise how many milliseconds to wait. */
+  acquire(api) {
+    return this.of(api).acquire();
+  }
+
+  /** `api` said 429: pause that API's budget (only that one). */
+  throttled(api, retryAfterMs) {
+    this.of(api).throttled(retryAfterMs);
+  }
+
+  of(api) {
+    const limiter = this.limiters.get(api);
+    if (!limiter) throw new Error(`no budget for ${api}`);
+    return limiter;
+  }
+}
+
+/** One tenant: its API, the environment variable holding its token, its own budgets. */
 export class Tenant {
   constructor({
     apiBaseUrl = 'https://api.security.microsoft.com',
     tokenEnv = 'MDE_TOKEN',
-    limiter = new RateLimiter(),
+    budgets = new Budgets(),
   } = {}) {
     this.apiBaseUrl = apiBaseUrl;
     this.tokenEnv = tokenEnv;
-    this.limiter = limiter;
+    this.budgets = budgets;
     this.origin = new URL(apiBaseUrl);
   }
 }
@@ -139,12 +170,12 @@ export function importsFor(tenant) {
       },
     },
     'defender:endpoint/rate-limit': {
-      acquire() {
-        const wait = tenant.limiter.acquire();
+      acquire(api) {
+        const wait = tenant.budgets.acquire(api);
         return wait === null ? { tag: 'granted' } : { tag: 'denied', val: BigInt(wait) };
       },
-      throttled(retryAfterMs) {
-        tenant.limiter.throttled(Number(retryAfterMs));
+      throttled(api, retryAfterMs) {
+        tenant.budgets.throttled(api, Number(retryAfterMs));
       },
     },
     'defender:endpoint/progress': { report(_update) {} },
@@ -195,8 +226,17 @@ export function allowOnly(origin) {
   };
 }
 
-/** The component's machine-action with the API's member names and status texts. */
+/**
+ * The action as the API sent it (the record's `raw` JSON: every member, in the API's spelling);
+ * the typed members with the API's names if `raw` is not a JSON object.
+ */
 export function actionJson(action) {
+  try {
+    const sent = JSON.parse(action.raw);
+    if (sent && typeof sent === 'object' && !Array.isArray(sent)) return sent;
+  } catch {
+    // Not JSON: fall back to the typed members below.
+  }
   const status = action.status.tag === 'other' ? action.status.val : STATUS_TEXT[action.status.tag];
   const file = action.relatedFileInfo ?? null;
   const orNull = (v) => v ?? null;

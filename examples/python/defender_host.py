@@ -3,18 +3,20 @@
 Lift `DefenderHost` into a SOAR action handler: make one per worker thread (compiling the
 component takes a moment; each call then gets a fresh store and instance), describe each tenant
 with a `Tenant`, and call `stop_and_quarantine`. It returns the MachineAction as the API's own
-JSON members, or raises `ActionFailed` with the component's error (the field at fault for bad
+JSON, or raises `ActionFailed` with the component's error (the field at fault for bad
 input; the HTTP status, the API's code, message and correlation ID for a refusal).
 
 The host implements the component's imports in Python:
 - `defender:endpoint/credentials`: the tenant's API base URL and `Bearer <token>`, the token read
   from an environment variable at each call (so a rotated token is picked up);
-- `defender:endpoint/rate-limit`: a sliding-window limiter per tenant (the API allows 100 calls
-  a minute and 1500 an hour), paused when the API answers 429;
+- `defender:endpoint/rate-limit`: a sliding-window limiter per tenant and API (each API allows
+  100 calls a minute and 1500 an hour, counted per application and tenant), the API's paused
+  when it answers 429;
 - `defender:endpoint/progress`: ignored here (only `quarantine` with a wait reports progress).
 HTTP goes out through wasmtime's own wasi-http. See README.md for what this host cannot enforce.
 """
 
+import json
 import os
 import threading
 import time
@@ -74,14 +76,36 @@ class RateLimiter:
             self._paused_until = max(self._paused_until, until)
 
 
+# The APIs a permit is for, as the component's `rate-limit.api` enum names them.
+APIS = ("create-action", "get-action", "list-actions", "cancel-action", "file-machines")
+
+
+class Budgets:
+    """One RateLimiter per API: each API page gives its own limit, counted per application and
+    tenant, so polling never spends what creating actions needs. Share one `Budgets` between
+    the tenants that sign in as the same application."""
+
+    def __init__(self, per_minute: int = 100, per_hour: int = 1500,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._limiters = {api: RateLimiter(per_minute, per_hour, clock) for api in APIS}
+
+    def acquire(self, api: str) -> Optional[int]:
+        """None when a call to `api` may go now; otherwise how many milliseconds to wait."""
+        return self._limiters[api].acquire()
+
+    def throttled(self, api: str, retry_after_ms: int) -> None:
+        """`api` said 429: pause that API's budget (only that one)."""
+        self._limiters[api].throttled(retry_after_ms)
+
+
 @dataclass
 class Tenant:
     """One Defender for Endpoint tenant: where its API is, which environment variable holds its
-    bearer token, and its own rate limiter (share the `Tenant` across calls)."""
+    bearer token, and its own budgets, one per API (share the `Tenant` across calls)."""
 
     api_base_url: str = "https://api.security.microsoft.com"
     token_env: str = "MDE_TOKEN"
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    budgets: Budgets = field(default_factory=Budgets)
 
 
 class ActionFailed(Exception):
@@ -156,9 +180,11 @@ class DefenderHost:
         with root.add_instance(f"{PACKAGE}/credentials@{VERSION}") as credentials:
             credentials.add_func("get", self._credentials_get)
         with root.add_instance(f"{PACKAGE}/rate-limit@{VERSION}") as rate_limit:
-            rate_limit.add_func("acquire", lambda _store: self._tenant().limiter.acquire())
             rate_limit.add_func(
-                "throttled", lambda _store, ms: self._tenant().limiter.throttled(ms))
+                "acquire", lambda _store, api: self._tenant().budgets.acquire(api))
+            rate_limit.add_func(
+                "throttled",
+                lambda _store, api, ms: self._tenant().budgets.throttled(api, ms))
         with root.add_instance(f"{PACKAGE}/progress@{VERSION}") as progress:
             progress.add_func("report", lambda _store, _update: None)
 
@@ -180,8 +206,15 @@ class DefenderHost:
 
 
 def action_json(action: Record) -> Dict[str, Any]:
-    """The component's machine-action record with the API's member names and status texts."""
+    """The action as the API sent it (the record's `raw` JSON: every member, in the API's
+    spelling); the typed members with the API's names if `raw` is not a JSON object."""
     value = _plain(action)
+    try:
+        sent = json.loads(value["raw"])
+    except ValueError:
+        sent = None
+    if isinstance(sent, dict):
+        return sent
     status = value["status"]
     if status["kind"] == "other":
         status_text = status["value"]

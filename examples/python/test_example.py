@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from defender_host import ActionFailed, DefenderHost, RateLimiter, Tenant
+from defender_host import ActionFailed, Budgets, DefenderHost, Tenant
 
 HERE = Path(__file__).resolve().parent
 HOST_HARNESS = os.environ["HOST_HARNESS"]
@@ -104,6 +104,8 @@ class ExampleTest(unittest.TestCase):
         self.assertEqual(action["relatedFileInfo"],
                          {"fileIdentifier": SHA1, "fileIdentifierType": "Sha1"})
         self.assertRegex(action["id"], r"^[0-9a-f-]{36}$")
+        # Members the component's record does not model come through, as the API sent them.
+        self.assertEqual((action["commands"], action["externalId"]), ([], None))
         exchanges = self.simulator.exchanges()
         authority = self.simulator.base_url.removeprefix("http://")
         for exchange in exchanges:
@@ -145,7 +147,7 @@ class ExampleTest(unittest.TestCase):
         os.environ["EXAMPLE_TEST_TOKEN"] = TOKEN
         host = DefenderHost(COMPONENT)
         tenant = Tenant(api_base_url=self.simulator.base_url, token_env="EXAMPLE_TEST_TOKEN",
-                        limiter=RateLimiter(per_minute=100, per_hour=1))
+                        budgets=Budgets(per_minute=100, per_hour=1))
         first = host.stop_and_quarantine(tenant, new_machine_id(), SHA1, COMMENT)
         self.assertEqual(first["status"], "Pending")
         with self.assertRaises(ActionFailed) as refused:

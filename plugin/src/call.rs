@@ -7,7 +7,7 @@ use crate::bindings::defender::endpoint::credentials::Grant;
 use crate::bindings::defender::endpoint::progress::Update;
 use crate::bindings::defender::endpoint::rate_limit::Permit;
 use crate::bindings::defender::endpoint::types::{ActionError, RateLimitedError};
-use crate::request::{ApiBase, ApiRequest};
+use crate::request::{Api, ApiBase, ApiRequest};
 use crate::response::{RawResponse, Verdict, interpret};
 use crate::retry::RetryPolicy;
 
@@ -51,10 +51,10 @@ impl From<ActionError> for Failure {
 pub trait Host {
     /// The host's credentials capability.
     fn credential(&mut self, refresh: bool) -> Result<Grant, String>;
-    /// The host's rate-limit capability: a permit for one request.
-    fn acquire_permit(&mut self) -> Permit;
-    /// Tells the host the API throttled the tenant.
-    fn throttled(&mut self, retry_after_ms: u64);
+    /// The host's rate-limit capability: a permit for one request to `api`.
+    fn acquire_permit(&mut self, api: Api) -> Permit;
+    /// Tells the host `api` throttled the tenant.
+    fn throttled(&mut self, api: Api, retry_after_ms: u64);
     /// Sends one request and reads its answer (body bounded), or says why there is none.
     fn send(
         &mut self,
@@ -86,7 +86,7 @@ pub fn perform(
     let mut refreshed = false;
     let mut server_errors = 0;
     loop {
-        wait_for_permit(host, deadline)?;
+        wait_for_permit(host, request.api, deadline)?;
         let response = match host.send(&base, &grant.authorization, request) {
             Ok(response) => response,
             Err(SendError {
@@ -109,7 +109,7 @@ pub fn perform(
                 retry_after_ms,
                 api,
             } => {
-                host.throttled(retry_after_ms);
+                host.throttled(request.api, retry_after_ms);
                 if !fits(host, deadline, retry_after_ms) {
                     return Err(ActionError::RateLimited(RateLimitedError {
                         retry_after_ms,
@@ -131,16 +131,21 @@ pub fn perform(
     }
 }
 
+/// The API base URL the host grants, as requests are sent to it.
+pub fn api_base(host: &mut impl Host) -> Result<ApiBase, ActionError> {
+    credential(host, false).map(|(base, _)| base)
+}
+
 fn credential(host: &mut impl Host, refresh: bool) -> Result<(ApiBase, Grant), ActionError> {
     let grant = host.credential(refresh).map_err(ActionError::Credentials)?;
     let base = ApiBase::parse(&grant.api_base_url).map_err(ActionError::Credentials)?;
     Ok((base, grant))
 }
 
-/// Waits for a permit while the deadline allows it.
-fn wait_for_permit(host: &mut impl Host, deadline: u64) -> Result<(), ActionError> {
+/// Waits for a permit for `api` while the deadline allows it.
+fn wait_for_permit(host: &mut impl Host, api: Api, deadline: u64) -> Result<(), ActionError> {
     loop {
-        match host.acquire_permit() {
+        match host.acquire_permit(api) {
             Permit::Granted => return Ok(()),
             Permit::Denied(wait) => {
                 if !fits(host, deadline, wait) {

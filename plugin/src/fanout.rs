@@ -1,20 +1,19 @@
-//! One file, many devices: validate everything, act on each device in turn, then optionally
-//! wait for the actions to finish and cancel the ones that did not.
+//! One file, many devices: validate everything, list the devices for `everywhere` (page by
+//! page, up to the request's cap), act on each device in turn, then optionally wait for the
+//! actions to finish and cancel the ones that did not (`waiting`).
 
-use crate::bindings::defender::endpoint::progress::Update;
-use crate::bindings::defender::endpoint::types::{ActionError, InvalidInput, MachineAction};
+use crate::bindings::defender::endpoint::types::{ActionError, InvalidInput};
 use crate::bindings::exports::defender::endpoint::actions::{
-    File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
+    FanOut, File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets,
 };
 use crate::call::Host;
-use crate::operations::{self, is_final};
+use crate::machine_action;
+use crate::operations;
+use crate::paging::{self, Stopped};
+use crate::request::{self, MACHINES_PER_PAGE};
 use crate::retry::RetryPolicy;
-use crate::validate::{self, ActionId, Comment, MAX_MACHINES, MachineId, Sha1};
-
-/// The first wait between polls, the factor it grows by (in tenths), and its cap.
-const FIRST_POLL_MS: u64 = 2_000;
-const POLL_GROWTH_TENTHS: u64 = 15;
-const MAX_POLL_MS: u64 = 30_000;
+use crate::validate::{self, Comment, LARGEST_MAX_MACHINES, MachineId, Sha1};
+use crate::waiting::{self, report};
 
 /// A request's inputs, checked.
 struct Checked {
@@ -22,22 +21,26 @@ struct Checked {
     comment: Comment,
     /// `None` for `everywhere`.
     machines: Option<Vec<MachineId>>,
+    /// The most devices the request may reach.
+    max: usize,
 }
 
 fn check(request: &QuarantineRequest) -> Result<Checked, ActionError> {
+    let max = validate::max_machines(request.max_machines)?;
     let sha1 = match &request.file {
         File::Sha1(text) => Sha1::parse(text)?,
         File::Content(bytes) => Sha1::of_content(bytes),
     };
     let comment = Comment::parse(&request.comment)?;
     let machines = match &request.targets {
-        Targets::Machines(ids) => Some(validate::machine_ids(ids)?),
+        Targets::Machines(ids) => Some(validate::machine_ids(ids, max)?),
         Targets::Everywhere => None,
     };
     Ok(Checked {
         sha1,
         comment,
         machines,
+        max,
     })
 }
 
@@ -52,25 +55,23 @@ pub fn prepare(request: &QuarantineRequest) -> Result<Prepared, ActionError> {
             .map(|m| m.as_str().to_owned())
             .collect(),
         sha1: checked.sha1.as_str().to_owned(),
-        max_machines: u32::try_from(MAX_MACHINES).unwrap_or(u32::MAX),
+        max_machines: u32::try_from(checked.max).unwrap_or(u32::MAX),
     })
 }
 
 /// Carries out a quarantine request: one outcome per device, in input order.
-pub fn quarantine(
-    host: &mut impl Host,
-    request: QuarantineRequest,
-) -> Result<Vec<MachineOutcome>, ActionError> {
+pub fn quarantine(host: &mut impl Host, request: QuarantineRequest) -> Result<FanOut, ActionError> {
     let started = host.now_ms();
     let policy = RetryPolicy::default();
     let Checked {
         sha1,
         comment,
         machines,
+        max,
     } = check(&request)?;
-    let targets = match machines {
-        Some(machines) => machines.into_iter().map(Ok).collect(),
-        None => everywhere(host, &sha1, &policy)?,
+    let (targets, unlisted) = match machines {
+        Some(machines) => (machines.into_iter().map(Ok).collect(), None),
+        None => everywhere(host, &sha1, max, &policy)?,
     };
 
     let mut outcomes = Vec::with_capacity(targets.len());
@@ -97,34 +98,46 @@ pub fn quarantine(
         outcomes.push(outcome);
     }
     if let Some(wait) = request.wait {
-        wait_for_final(host, &mut outcomes, started, &wait, &comment);
+        waiting::wait_for_final(host, &mut outcomes, started, &wait, Some(&comment));
     }
-    Ok(outcomes)
+    Ok(FanOut { outcomes, unlisted })
 }
 
 /// A device the API listed, or why it cannot be acted on (with the ID as listed).
 type Target = Result<MachineId, (String, ActionError)>;
 
-/// The devices that have seen the file. An empty list is an answer; devices past the API's
-/// limit, or with an ID that is not one, get an error outcome of their own.
+/// The devices that have seen the file, read page by page, and why the listing stopped early
+/// if it did. An empty list is an answer; devices past the request's cap, or with an ID that is
+/// not one, get an error outcome of their own.
 fn everywhere(
     host: &mut impl Host,
     sha1: &Sha1,
+    max: usize,
     policy: &RetryPolicy,
-) -> Result<Vec<Target>, ActionError> {
-    let listed = operations::machines_with_file(host, sha1, policy)?;
+) -> Result<(Vec<Target>, Option<ActionError>), ActionError> {
+    let first = request::machines_with_file(sha1, MACHINES_PER_PAGE);
+    let listing = paging::read(host, &first, max, policy)?;
+    let past_cap = || {
+        invalid(
+            "max-machines",
+            format!(
+                "past this request's cap of {max} devices (max-machines: 1000 by default, the \
+                 Defender portal's limit, not the API's; at most {LARGEST_MAX_MACHINES})"
+            ),
+        )
+    };
+    let unlisted = match listing.stopped {
+        None => None,
+        Some(Stopped::Enough) => Some(past_cap()),
+        Some(Stopped::Failed(error)) => Some(error),
+    };
     let mut seen = std::collections::HashSet::new();
     let mut targets = Vec::new();
-    for raw in listed {
+    for item in listing.items {
+        let raw = machine_action::text(&item.members, "id").unwrap_or_default();
         let target = match MachineId::parse(&raw) {
             Ok(id) if !seen.insert(id.as_str().to_owned()) => continue,
-            Ok(_) if seen.len() > MAX_MACHINES => Err((
-                raw.to_ascii_lowercase(),
-                invalid(
-                    "machine-ids",
-                    format!("past the API's limit of {MAX_MACHINES} devices per file"),
-                ),
-            )),
+            Ok(_) if seen.len() > max => Err((raw.to_ascii_lowercase(), past_cap())),
             Ok(id) => Ok(id),
             Err(_) => Err((
                 raw,
@@ -136,88 +149,7 @@ fn everywhere(
         };
         targets.push(target);
     }
-    Ok(targets)
-}
-
-/// Polls every action that is not final until it is, or until the timeout; then cancels the
-/// rest when asked to. An outcome keeps the last status seen.
-fn wait_for_final(
-    host: &mut impl Host,
-    outcomes: &mut [MachineOutcome],
-    started: u64,
-    wait: &Wait,
-    comment: &Comment,
-) {
-    let deadline = started.saturating_add(wait.timeout_ms);
-    let mut interval = FIRST_POLL_MS;
-    loop {
-        let pending = pending(outcomes);
-        let now = host.now_ms();
-        if pending.is_empty() || now.saturating_add(interval) > deadline {
-            break;
-        }
-        host.sleep_ms(interval);
-        interval = (interval * POLL_GROWTH_TENTHS / 10).min(MAX_POLL_MS);
-        for (index, id) in pending {
-            let policy = within(host, deadline);
-            if let Ok(action) = operations::get_action(host, &id, &policy) {
-                update(host, &mut outcomes[index], action);
-            }
-        }
-    }
-    if !wait.cancel_on_timeout {
-        return;
-    }
-    let reason = Comment::parse(&format!("Wait timed out; cancelled: {}", comment.as_str()))
-        .unwrap_or_else(|_| comment.clone());
-    for (index, id) in pending(outcomes) {
-        let policy = RetryPolicy::default();
-        if let Ok(action) = operations::cancel_action(host, &id, &reason, &policy) {
-            update(host, &mut outcomes[index], action);
-        }
-    }
-}
-
-/// The outcomes whose action is not final, with the action's ID.
-fn pending(outcomes: &[MachineOutcome]) -> Vec<(usize, ActionId)> {
-    outcomes
-        .iter()
-        .enumerate()
-        .filter_map(|(index, o)| {
-            let q = o.outcome.as_ref().ok()?;
-            if is_final(&q.action.status) {
-                return None;
-            }
-            Some((index, ActionId::parse(&q.action.id).ok()?))
-        })
-        .collect()
-}
-
-/// A retry policy that ends with the wait.
-fn within(host: &mut impl Host, deadline: u64) -> RetryPolicy {
-    let left = deadline.saturating_sub(host.now_ms()).max(1);
-    let policy = RetryPolicy::default();
-    RetryPolicy {
-        deadline_ms: policy.deadline_ms.min(left),
-        ..policy
-    }
-}
-
-/// Records a newer view of an outcome's action, and tells the host.
-fn update(host: &mut impl Host, outcome: &mut MachineOutcome, action: MachineAction) {
-    report(host, &outcome.machine_id, &action);
-    if let Ok(q) = outcome.outcome.as_mut() {
-        q.action = action;
-    }
-}
-
-fn report(host: &mut impl Host, machine: &str, action: &MachineAction) {
-    host.progress(&Update {
-        machine_id: machine.to_owned(),
-        action_id: action.id.clone(),
-        status: action.status.clone(),
-        is_final: is_final(&action.status),
-    });
+    Ok((targets, unlisted))
 }
 
 fn invalid(field: &str, message: String) -> ActionError {

@@ -1,8 +1,9 @@
 //! The stop-and-quarantine component for Microsoft Defender for Endpoint.
 //!
 //! `validate`, `request`, `response`, `machine_action`, `timestamp`, `retry`, `call`,
-//! `operations` and `fanout` decide everything and are plain Rust, tested natively; `wasi` is the
-//! thin layer over wasi-http and the host's imports, and this file binds the WIT exports to them.
+//! `operations`, `paging`, `fanout` and `waiting` decide everything and are plain Rust, tested
+//! natively; `wasi` is the thin layer over wasi-http and the host's imports, and this file binds
+//! the WIT exports to them.
 
 mod call;
 #[cfg(test)]
@@ -10,6 +11,7 @@ mod example;
 mod fanout;
 mod machine_action;
 mod operations;
+mod paging;
 #[cfg(test)]
 mod properties;
 mod request;
@@ -19,6 +21,7 @@ mod retry;
 mod script;
 mod timestamp;
 mod validate;
+mod waiting;
 mod wasi;
 
 /// Bindings generated from `wit/`.
@@ -32,7 +35,7 @@ mod bindings {
 
 use bindings::defender::endpoint::types::{ActionError, MachineAction};
 use bindings::exports::defender::endpoint::actions::{
-    Guest, MachineOutcome, Prepared, QuarantineRequest,
+    FanOut, Guest, MachineOutcome, Prepared, QuarantineRequest, Wait,
 };
 use retry::RetryPolicy;
 use validate::{ActionId, Comment, MachineId, Sha1};
@@ -58,8 +61,20 @@ impl Guest for Component {
         .map(|q| q.action)
     }
 
-    fn quarantine(request: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
+    fn quarantine(request: QuarantineRequest) -> Result<FanOut, ActionError> {
         fanout::quarantine(&mut wasi::Wasi, request)
+    }
+
+    fn await_actions(
+        mut outcomes: Vec<MachineOutcome>,
+        wait: Wait,
+        comment: String,
+    ) -> Vec<MachineOutcome> {
+        let host = &mut wasi::Wasi;
+        let started = call::Host::now_ms(host);
+        let comment = Comment::parse(&comment).ok();
+        waiting::wait_for_final(host, &mut outcomes, started, &wait, comment.as_ref());
+        outcomes
     }
 
     fn prepare(request: QuarantineRequest) -> Result<Prepared, ActionError> {

@@ -5,33 +5,74 @@
 //! the action cannot be followed, so such a body is not a MachineAction.
 
 use crate::bindings::defender::endpoint::types::{ActionStatus, MachineAction, RelatedFile};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// Parses a MachineAction, or says why the body is not one.
+/// Parses a MachineAction, or says why the body is not one. The action keeps the body's JSON.
 pub fn parse(body: &[u8]) -> Result<MachineAction, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
     let Value::Object(members) = value else {
         return Err("the body is not a JSON object".into());
     };
-    from_members(&members)
+    from_members(&members, String::from_utf8_lossy(body).trim().to_owned())
 }
 
-/// Reads a listing, `{"value": [{...}, ...]}`, into its objects; non-objects are skipped.
-pub fn parse_listing(body: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e})"))?;
-    let Some(Value::Array(items)) = value.get("value") else {
-        return Err("the body has no `value` list".into());
-    };
-    Ok(items
-        .iter()
-        .filter_map(|item| item.as_object().cloned())
-        .collect())
+/// One object of a listing: its JSON exactly as sent, and its members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// The object's JSON text, verbatim.
+    pub raw: String,
+    /// Its members.
+    pub members: Map<String, Value>,
 }
 
-/// Builds a MachineAction from an already parsed JSON object.
-pub fn from_members(members: &Map<String, Value>) -> Result<MachineAction, String> {
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The page's objects, in the API's order (members of `value` that are not objects are
+    /// skipped).
+    pub items: Vec<Listed>,
+    /// `@odata.nextLink`: where the next page is, when the API paged the answer.
+    pub next_link: Option<String>,
+}
+
+/// A listing's body as sent: `{"value": [...], "@odata.nextLink": "..."}`, other members
+/// ignored, each item kept as its text.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    value: Vec<&'a RawValue>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+}
+
+/// Reads a page of a listing, `{"value": [{...}, ...]}` with an optional `@odata.nextLink`.
+pub fn parse_listing(body: &[u8]) -> Result<Page, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 JSON".to_string())?;
+    serde_json::from_str::<Value>(text).map_err(|e| format!("the body is not JSON ({e})"))?;
+    let wire: Wire<'_> = serde_json::from_str(text)
+        .map_err(|e| format!("the body is not a listing (`value` list, `nextLink`): {e}"))?;
+    let items = wire
+        .value
+        .into_iter()
+        .filter_map(|raw| match serde_json::from_str(raw.get()) {
+            Ok(Value::Object(members)) => Some(Listed {
+                raw: raw.get().to_owned(),
+                members,
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(Page {
+        items,
+        next_link: wire.next_link,
+    })
+}
+
+/// Builds a MachineAction from an already parsed JSON object and its text.
+pub fn from_members(members: &Map<String, Value>, raw: String) -> Result<MachineAction, String> {
     let id = text(members, "id")
         .filter(|id| !id.is_empty())
         .ok_or_else(|| "the body has no action `id`".to_string())?;
@@ -51,6 +92,7 @@ pub fn from_members(members: &Map<String, Value>) -> Result<MachineAction, Strin
         cancellation_comment: text(members, "cancellationComment"),
         cancellation_date_time_utc: text(members, "cancellationDateTimeUtc"),
         related_file_info: related_file(members.get("relatedFileInfo")),
+        raw,
     })
 }
 
@@ -121,6 +163,43 @@ mod tests {
         assert_eq!(action.status, ActionStatus::Other(String::new()));
         assert_eq!(action.machine_id, None);
         assert_eq!(action.related_file_info, None);
+    }
+
+    #[test]
+    fn keeps_the_json_as_sent() {
+        let action = parse(SEED.as_bytes()).unwrap();
+        assert_eq!(action.raw, SEED);
+        let page = parse_listing(
+            br#"{"@odata.context":"x","value":[ {"id":"a", "brandNew": [1, 2.50]},7,{"id":"b"}],
+                "@odata.nextLink":"https://api.security.microsoft.com/api/machineactions?$skip=2"}"#,
+        )
+        .unwrap();
+        let raws: Vec<&str> = page.items.iter().map(|i| i.raw.as_str()).collect();
+        assert_eq!(
+            raws,
+            [r#"{"id":"a", "brandNew": [1, 2.50]}"#, r#"{"id":"b"}"#]
+        );
+        assert_eq!(
+            page.next_link.as_deref(),
+            Some("https://api.security.microsoft.com/api/machineactions?$skip=2")
+        );
+        let last = parse_listing(br#"{"value":[],"@odata.nextLink":null}"#).unwrap();
+        assert_eq!(last.next_link, None);
+    }
+
+    #[test]
+    fn refuses_pages_that_are_not_listings() {
+        for (body, says) in [
+            (&b"<html>"[..], "not JSON"),
+            (b"{}", "not a listing"),
+            (br#"{"value":{}}"#, "not a listing"),
+            (br#"{"value":[],"@odata.nextLink":5}"#, "not a listing"),
+            (br#"{"value":[],"value":[]}"#, "not a listing"),
+            (b"\xff", "not UTF-8"),
+        ] {
+            let why = parse_listing(body).unwrap_err();
+            assert!(why.contains(says), "{why}");
+        }
     }
 
     #[test]

@@ -29,6 +29,14 @@ pub struct Quarantined {
     pub adopted: bool,
 }
 
+/// When the API says it created the action, in milliseconds since the Unix epoch.
+pub fn created_ms(action: &MachineAction) -> Option<u64> {
+    action
+        .creation_date_time_utc
+        .as_deref()
+        .and_then(timestamp::parse_ms)
+}
+
 /// Whether a status is final.
 pub fn is_final(status: &ActionStatus) -> bool {
     matches!(
@@ -140,20 +148,6 @@ pub fn cancel_action(
     )
 }
 
-/// The IDs of the devices that have seen the file.
-pub fn machines_with_file(
-    host: &mut impl Host,
-    sha1: &Sha1,
-    policy: &RetryPolicy,
-) -> Result<Vec<String>, ActionError> {
-    let answer = perform(host, &request::machines_with_file(sha1), policy)?;
-    let machines = response::listing(&answer)?;
-    Ok(machines
-        .iter()
-        .map(|m| machine_action::text(m, "id").unwrap_or_default())
-        .collect())
-}
-
 fn fetch_action(
     host: &mut impl Host,
     request: &ApiRequest,
@@ -175,8 +169,9 @@ fn find(
     let answer = perform(host, &request::list_actions(machine), policy)?;
     let listed = response::listing(&answer)?;
     Ok(listed
-        .iter()
-        .filter_map(|members| machine_action::from_members(members).ok())
+        .items
+        .into_iter()
+        .filter_map(|item| machine_action::from_members(&item.members, item.raw).ok())
         .filter(|a| {
             a.related_file_info
                 .as_ref()
@@ -201,13 +196,6 @@ fn brief(error: &ActionError) -> String {
         ActionError::InvalidInput(i) => format!("invalid {}", i.field),
         ActionError::Transport(message) | ActionError::Credentials(message) => message.clone(),
     }
-}
-
-fn created_ms(action: &MachineAction) -> Option<u64> {
-    action
-        .creation_date_time_utc
-        .as_deref()
-        .and_then(timestamp::parse_ms)
 }
 
 #[cfg(test)]

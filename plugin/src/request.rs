@@ -1,7 +1,16 @@
 //! The exact HTTP requests the component sends, built from validated input.
 
+pub use crate::bindings::defender::endpoint::rate_limit::Api;
+use crate::timestamp;
 use crate::validate::{ActionId, Comment, MachineId, Sha1};
 use serde::Serialize;
+
+/// Devices asked for per page of `files/{sha1}/machines`: a Machine is about 1 KB, so a page
+/// stays well inside the 1 MiB the component reads of an answer.
+pub const MACHINES_PER_PAGE: usize = 200;
+/// Actions asked for per page of `machineactions`: an action is under 1 KB with a short comment;
+/// a page that is too large anyway is asked for again in halves.
+pub const ACTIONS_PER_PAGE: usize = 500;
 
 /// The HTTP methods the actions use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +62,23 @@ impl ApiBase {
             prefix: prefix.trim_end_matches('/').to_owned(),
         })
     }
+
+    /// The base URL again, e.g. `https://api.security.microsoft.com`: what every link the
+    /// component follows must start with.
+    pub fn url(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{}{}", self.authority, self.prefix)
+    }
 }
 
 /// One request, ready for the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRequest {
+    /// Which of the API's endpoints it is: the budget its permit comes from.
+    pub api: Api,
     /// `GET` or `POST`: the only two the component sends.
     pub method: Method,
     /// Path (with any query) below the API base, starting with `/api/`.
@@ -85,6 +106,7 @@ pub fn stop_and_quarantine(machine: &MachineId, sha1: &Sha1, comment: &Comment) 
         sha1: sha1.as_str(),
     };
     ApiRequest {
+        api: Api::CreateAction,
         method: Method::Post,
         path: format!("/api/machines/{}/StopAndQuarantineFile", machine.as_str()),
         // Serialising two strings into a Vec cannot fail.
@@ -101,7 +123,10 @@ struct CancelBody<'a> {
 
 /// `GET /api/machineactions/{id}`.
 pub fn get_action(id: &ActionId) -> ApiRequest {
-    get(format!("/api/machineactions/{}", id.as_str()))
+    get(
+        Api::GetAction,
+        format!("/api/machineactions/{}", id.as_str()),
+    )
 }
 
 /// `POST /api/machineactions/{id}/cancel` with `{"Comment": ...}`.
@@ -110,6 +135,7 @@ pub fn cancel_action(id: &ActionId, comment: &Comment) -> ApiRequest {
         comment: comment.as_str(),
     };
     ApiRequest {
+        api: Api::CancelAction,
         method: Method::Post,
         path: format!("/api/machineactions/{}/cancel", id.as_str()),
         body: serde_json::to_vec(&body).unwrap_or_default(),
@@ -123,19 +149,74 @@ pub fn list_actions(machine: &MachineId) -> ApiRequest {
         "machineId eq '{}' and type eq '{ACTION_TYPE}'",
         machine.as_str()
     );
-    get(format!(
-        "/api/machineactions?$filter={}",
-        percent_encode(&filter)
-    ))
+    get(
+        Api::ListActions,
+        format!("/api/machineactions?$filter={}", percent_encode(&filter)),
+    )
 }
 
-/// `GET /api/files/{sha1}/machines`: the devices that have seen the file.
-pub fn machines_with_file(sha1: &Sha1) -> ApiRequest {
-    get(format!("/api/files/{}/machines", sha1.as_str()))
+/// `GET /api/machineactions?$filter=type eq 'StopAndQuarantineFile' and creationDateTimeUtc ge
+/// {since}&$top={per_page}`: every action of this type created since `since_ms` (floored to the
+/// second), the first page of at most `per_page`. One such listing tells the status of every
+/// action a wait is about.
+pub fn actions_since(since_ms: u64, per_page: usize) -> ApiRequest {
+    let filter = format!(
+        "type eq '{ACTION_TYPE}' and creationDateTimeUtc ge {}",
+        timestamp::format_secs(since_ms)
+    );
+    get(
+        Api::ListActions,
+        format!(
+            "/api/machineactions?$filter={}&$top={per_page}",
+            percent_encode(&filter)
+        ),
+    )
 }
 
-fn get(path: String) -> ApiRequest {
+/// `GET /api/files/{sha1}/machines?$top={per_page}`: the first page of the devices that have
+/// seen the file.
+pub fn machines_with_file(sha1: &Sha1, per_page: usize) -> ApiRequest {
+    get(
+        Api::FileMachines,
+        format!("/api/files/{}/machines?$top={per_page}", sha1.as_str()),
+    )
+}
+
+impl ApiRequest {
+    /// The same listing from item `skip` on, `per_page` at a time (`$top` and `$skip` replaced).
+    pub fn page(&self, skip: usize, per_page: usize) -> ApiRequest {
+        let (path, query) = self.path.split_once('?').unwrap_or((&self.path, ""));
+        let mut kept: Vec<&str> = query
+            .split('&')
+            .filter(|option| {
+                !option.is_empty() && !option.starts_with("$top=") && !option.starts_with("$skip=")
+            })
+            .collect();
+        let top = format!("$top={per_page}");
+        let skip = format!("$skip={skip}");
+        kept.push(&top);
+        if !skip.ends_with("=0") {
+            kept.push(&skip);
+        }
+        ApiRequest {
+            path: format!("{path}?{}", kept.join("&")),
+            ..self.clone()
+        }
+    }
+
+    /// The page size this listing asks for (`$top`), if it names one.
+    pub fn per_page(&self) -> Option<usize> {
+        let (_, query) = self.path.split_once('?')?;
+        query
+            .split('&')
+            .find_map(|option| option.strip_prefix("$top="))
+            .and_then(|top| top.parse().ok())
+    }
+}
+
+fn get(api: Api, path: String) -> ApiRequest {
     ApiRequest {
+        api,
         method: Method::Get,
         path,
         body: Vec::new(),
@@ -199,9 +280,34 @@ mod tests {
             )
         );
         let sha1 = Sha1::parse(SHA1).unwrap();
+        let machines = machines_with_file(&sha1, 200);
         assert_eq!(
-            machines_with_file(&sha1).path,
-            format!("/api/files/{SHA1}/machines")
+            machines.path,
+            format!("/api/files/{SHA1}/machines?$top=200")
+        );
+        assert_eq!(machines.api, Api::FileMachines);
+        assert_eq!(
+            machines.page(400, 100).path,
+            format!("/api/files/{SHA1}/machines?$top=100&$skip=400")
+        );
+        assert_eq!(machines.page(400, 100).per_page(), Some(100));
+    }
+
+    #[test]
+    fn lists_this_types_actions_since_a_time() {
+        // 2026-11-27T00:00:00.999Z, floored to the second.
+        let listing = actions_since(1_795_737_600_999, 500);
+        assert_eq!(listing.api, Api::ListActions);
+        assert_eq!(
+            listing.path,
+            "/api/machineactions?$filter=type%20eq%20%27StopAndQuarantineFile%27%20and%20\
+             creationDateTimeUtc%20ge%202026-11-27T00%3A00%3A00Z&$top=500"
+        );
+        let next = listing.page(500, 250);
+        assert!(
+            next.path.ends_with("%3A00Z&$top=250&$skip=500"),
+            "{}",
+            next.path
         );
     }
 

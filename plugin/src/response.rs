@@ -92,8 +92,8 @@ pub fn machine_action(
     success_body(response, effect, machine_action::parse)
 }
 
-/// The members of `{"value": [...]}`, the shape of every listing.
-pub fn listing(response: &RawResponse) -> Result<Vec<serde_json::Map<String, Value>>, ActionError> {
+/// A page of `{"value": [...], "@odata.nextLink": ...}`, the shape of every listing.
+pub fn listing(response: &RawResponse) -> Result<machine_action::Page, ActionError> {
     success_body(response, Effect::Read, machine_action::parse_listing)
 }
 
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn listings_are_read() {
         let response = answer(200, r#"{"value":[{"id":"a"},{"id":"b"}]}"#);
-        assert_eq!(listing(&response).unwrap().len(), 2);
+        assert_eq!(listing(&response).unwrap().items.len(), 2);
         assert!(listing(&answer(200, r#"{"values":[]}"#)).is_err());
     }
 

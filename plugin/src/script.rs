@@ -5,7 +5,7 @@ use crate::bindings::defender::endpoint::credentials::Grant;
 use crate::bindings::defender::endpoint::progress::Update;
 use crate::bindings::defender::endpoint::rate_limit::Permit;
 use crate::call::{Host, SendError};
-use crate::request::{ApiBase, ApiRequest};
+use crate::request::{Api, ApiBase, ApiRequest};
 use crate::response::RawResponse;
 use std::collections::VecDeque;
 
@@ -20,6 +20,8 @@ pub struct Script {
     pub sleeps: Vec<u64>,
     pub refreshes: Vec<bool>,
     pub throttled: Vec<u64>,
+    pub throttled_apis: Vec<Api>,
+    pub permit_apis: Vec<Api>,
     pub progress: Vec<Update>,
 }
 
@@ -34,11 +36,13 @@ impl Host for Script {
             authorization: format!("Bearer sealed-{}", self.refreshes.len()),
         })
     }
-    fn acquire_permit(&mut self) -> Permit {
+    fn acquire_permit(&mut self, api: Api) -> Permit {
+        self.permit_apis.push(api);
         self.permits.pop_front().unwrap_or(Permit::Granted)
     }
-    fn throttled(&mut self, retry_after_ms: u64) {
+    fn throttled(&mut self, api: Api, retry_after_ms: u64) {
         self.throttled.push(retry_after_ms);
+        self.throttled_apis.push(api);
     }
     fn send(
         &mut self,

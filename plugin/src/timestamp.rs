@@ -53,6 +53,40 @@ fn number(text: &str, digits: usize) -> Option<i64> {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+/// Writes milliseconds since the Unix epoch as an OData `DateTimeOffset` literal in UTC,
+/// floored to the second: `2026-11-27T00:00:00Z`, for a `$filter`.
+pub fn format_secs(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let days = i64::try_from(seconds / 86_400).unwrap_or(0);
+    let of_day = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// The calendar date of a day counted from 1970-01-01 (the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -66,6 +100,22 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_filter_literals_that_parse_back_to_the_second() {
+        assert_eq!(format_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_secs(1_795_737_600_999), "2026-11-27T00:00:00Z");
+        assert_eq!(format_secs(951_782_400_000), "2000-02-29T00:00:00Z");
+        for ms in [
+            0,
+            86_399_999,
+            951_868_799_000,
+            1_795_737_659_123,
+            253_402_300_799_000,
+        ] {
+            assert_eq!(parse_ms(&format_secs(ms)), Some(ms / 1000 * 1000), "{ms}");
+        }
+    }
 
     #[test]
     fn parses_the_apis_spellings() {

@@ -17,8 +17,12 @@ pub struct MachineId(String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sha1(String);
 
-/// The most devices one call acts on: the API's limit per file.
-pub const MAX_MACHINES: usize = 1000;
+/// The most devices one call acts on unless the request says otherwise: the Defender portal's
+/// limit for this action (the API itself names none).
+pub const DEFAULT_MAX_MACHINES: usize = 1000;
+/// The most a request may raise its cap to: the API's largest page, so a whole outbreak is
+/// listed in a bounded number of calls.
+pub const LARGEST_MAX_MACHINES: usize = 10_000;
 
 /// An action's ID: a GUID, lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +55,25 @@ impl MachineId {
     }
 }
 
-/// Parses a list of device IDs: each valid (the error names `machine-ids[N]`), at most
-/// [`MAX_MACHINES`] once duplicates are dropped, input order kept.
-pub fn machine_ids(inputs: &[String]) -> Result<Vec<MachineId>, ActionError> {
-    let mut ids: Vec<MachineId> = Vec::with_capacity(inputs.len().min(MAX_MACHINES));
+/// A request's device cap: [`DEFAULT_MAX_MACHINES`] when it gives none, otherwise from 1 to
+/// [`LARGEST_MAX_MACHINES`].
+pub fn max_machines(requested: Option<u32>) -> Result<usize, ActionError> {
+    let Some(requested) = requested else {
+        return Ok(DEFAULT_MAX_MACHINES);
+    };
+    match usize::try_from(requested) {
+        Ok(max) if (1..=LARGEST_MAX_MACHINES).contains(&max) => Ok(max),
+        _ => Err(invalid(
+            "max-machines",
+            format!("must be from 1 to {LARGEST_MAX_MACHINES}, got {requested}"),
+        )),
+    }
+}
+
+/// Parses a list of device IDs: each valid (the error names `machine-ids[N]`), at most `max`
+/// once duplicates are dropped, input order kept.
+pub fn machine_ids(inputs: &[String], max: usize) -> Result<Vec<MachineId>, ActionError> {
+    let mut ids: Vec<MachineId> = Vec::with_capacity(inputs.len().min(max));
     let mut seen = std::collections::HashSet::new();
     for (index, input) in inputs.iter().enumerate() {
         let id = MachineId::parse(input).map_err(|error| match error {
@@ -71,11 +90,12 @@ pub fn machine_ids(inputs: &[String]) -> Result<Vec<MachineId>, ActionError> {
     if ids.is_empty() {
         return Err(invalid("machine-ids", "name at least one device".into()));
     }
-    if ids.len() > MAX_MACHINES {
+    if ids.len() > max {
         return Err(invalid(
             "machine-ids",
             format!(
-                "{} devices; the API acts on at most {MAX_MACHINES} per file",
+                "{} devices; this request's cap is {max} (max-machines, from 1 to \
+                 {LARGEST_MAX_MACHINES}; 1000 by default, the Defender portal's limit)",
                 ids.len()
             ),
         ));
@@ -260,18 +280,32 @@ mod tests {
     #[test]
     fn machine_lists_are_deduplicated_in_order_and_bounded() {
         let other = "ffffffffffffffffffffffffffffffffffffffff".to_string();
-        let ids = machine_ids(&[ID.into(), other.clone(), ID.to_uppercase()]).unwrap();
+        let ids = machine_ids(&[ID.into(), other.clone(), ID.to_uppercase()], 2).unwrap();
         assert_eq!(ids.len(), 2);
         assert_eq!(ids[0].as_str(), ID);
         assert_eq!(ids[1].as_str(), other);
-        let (field, _) = field_of(machine_ids(&[ID.into(), "x".into()]).unwrap_err());
+        let (field, _) = field_of(machine_ids(&[ID.into(), "x".into()], 9).unwrap_err());
         assert_eq!(field, "machine-ids[1]");
-        assert_eq!(field_of(machine_ids(&[]).unwrap_err()).0, "machine-ids");
+        assert_eq!(field_of(machine_ids(&[], 9).unwrap_err()).0, "machine-ids");
         let many: Vec<String> = (0..1001).map(|i| format!("{i:040x}")).collect();
-        let (field, message) = field_of(machine_ids(&many).unwrap_err());
+        let (field, message) = field_of(machine_ids(&many, 1000).unwrap_err());
         assert_eq!(field, "machine-ids");
         assert!(message.contains("1001"), "{message}");
-        assert_eq!(machine_ids(&many[..1000]).unwrap().len(), 1000);
+        assert!(message.contains("max-machines"), "{message}");
+        assert_eq!(machine_ids(&many[..1000], 1000).unwrap().len(), 1000);
+        assert_eq!(machine_ids(&many, 1001).unwrap().len(), 1001);
+    }
+
+    #[test]
+    fn the_device_cap_is_the_portals_unless_raised_to_the_apis_page() {
+        assert_eq!(max_machines(None).unwrap(), DEFAULT_MAX_MACHINES);
+        assert_eq!(max_machines(Some(10_000)).unwrap(), 10_000);
+        assert_eq!(max_machines(Some(1)).unwrap(), 1);
+        for bad in [0, 10_001, u32::MAX] {
+            let (field, message) = field_of(max_machines(Some(bad)).unwrap_err());
+            assert_eq!(field, "max-machines");
+            assert!(message.contains(&bad.to_string()), "{message}");
+        }
     }
 
     #[test]

@@ -25,12 +25,12 @@ impl Host for Wasi {
         credentials::get(refresh)
     }
 
-    fn acquire_permit(&mut self) -> rate_limit::Permit {
-        rate_limit::acquire()
+    fn acquire_permit(&mut self, api: rate_limit::Api) -> rate_limit::Permit {
+        rate_limit::acquire(api)
     }
 
-    fn throttled(&mut self, retry_after_ms: u64) {
-        rate_limit::throttled(retry_after_ms);
+    fn throttled(&mut self, api: rate_limit::Api, retry_after_ms: u64) {
+        rate_limit::throttled(api, retry_after_ms);
     }
 
     fn send(

@@ -20,6 +20,7 @@ fn request(targets: Targets, wait: Option<Wait>) -> QuarantineRequest {
         file: File::Sha1(SHA1.into()),
         comment: COMMENT.into(),
         wait,
+        max_machines: None,
     }
 }
 
@@ -34,6 +35,7 @@ async fn quarantine(simulator: &Simulator, request: QuarantineRequest) -> Vec<Ma
         .expect("the call completes")
         .result
         .expect("the request is valid")
+        .outcomes
 }
 
 fn posts(simulator: &Simulator) -> usize {
@@ -134,7 +136,10 @@ async fn everywhere_with_no_device_is_an_empty_answer() {
     assert!(outcomes.is_empty());
     let requests = simulator.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].path, format!("/api/files/{SHA1}/machines"));
+    assert_eq!(
+        requests[0].path,
+        format!("/api/files/{SHA1}/machines?$top=200")
+    );
 }
 
 #[tokio::test]
@@ -165,11 +170,11 @@ async fn everywhere_for_a_file_the_api_has_never_seen_is_an_empty_answer() {
         )
         .await
         .unwrap();
-    assert_eq!(outcome.result.expect("an answer").len(), 0);
+    assert_eq!(outcome.result.expect("an answer").outcomes.len(), 0);
     let listings: Vec<_> = simulator
         .requests()
         .into_iter()
-        .filter(|r| r.path == format!("/api/files/{SHA1}/machines"))
+        .filter(|r| r.path.starts_with(&format!("/api/files/{SHA1}/machines?")))
         .collect();
     assert_eq!(listings.len(), 1);
     assert_eq!(posts(&simulator), 0);
@@ -198,7 +203,7 @@ async fn waiting_follows_the_actions_to_success_and_reports_progress() {
         )
         .await
         .unwrap();
-    let outcomes = outcome.result.unwrap();
+    let outcomes = outcome.result.unwrap().outcomes;
     assert!(
         outcomes
             .iter()

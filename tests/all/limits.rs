@@ -309,6 +309,7 @@ fn probe_request(targets: Targets, step: &str) -> QuarantineRequest {
         file: File::Sha1(SHA1.into()),
         comment: step.into(),
         wait: None,
+        max_machines: None,
     }
 }
 

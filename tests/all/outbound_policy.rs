@@ -5,6 +5,7 @@
 use crate::hostile_probe::{api, api_of, beside_a_good_tenant, denied, hostile_limits};
 use defender_host::ActionError;
 use defender_host::limits::Limits;
+use defender_host::rate_limit::Api;
 use defender_simulator::{Reply, Simulator};
 use integration_tests::{TOKEN, probe, simulator, tenant};
 use std::time::Duration;
@@ -156,7 +157,11 @@ async fn after_a_429_a_guests_throttle_counts_once_never_re_armed() {
     );
     // The 429 asked for a second and the guest's first `throttled` for one more; its second,
     // for ever, is not honoured: the pause is about a second, not the two-minute clamp.
-    let paused = throttled.limiter.try_acquire().expect_err("paused");
+    let paused = throttled
+        .budgets
+        .get(Api::CreateAction)
+        .try_acquire()
+        .expect_err("paused");
     assert!(paused <= Duration::from_secs(1), "paused for {paused:?}");
 }
 

@@ -199,6 +199,7 @@ proptest! {
                     file: File::Sha1(SHA1.into()),
                     comment: COMMENT.into(),
                     wait: None,
+                    max_machines: None,
                 };
                 ended_well(&component().quarantine(&tenant, request, None).await)
             } else {

@@ -1,6 +1,7 @@
 //! The real component in the real host against the simulator: the request on the wire, every
 //! validation rule, every row of the API's error table, and the retries.
 
+use defender_host::rate_limit::Api;
 use defender_host::rate_limit::Budget;
 use defender_host::{ActionError, ActionStatus, ApiError, MachineAction, Outcome};
 use defender_simulator::Reply;
@@ -317,7 +318,7 @@ async fn an_exhausted_budget_sends_nothing() {
         )),
         budget,
     );
-    tenant.limiter.try_acquire().unwrap();
+    tenant.budgets.get(Api::CreateAction).try_acquire().unwrap();
     let outcome = component()
         .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
         .await
@@ -505,7 +506,11 @@ async fn a_huge_retry_after_pauses_the_tenant_no_longer_than_the_limit() {
         .await
         .unwrap();
     assert!(matches!(outcome.result, Err(ActionError::RateLimited(_))));
-    let paused = tenant.limiter.try_acquire().expect_err("paused");
+    let paused = tenant
+        .budgets
+        .get(Api::CreateAction)
+        .try_acquire()
+        .expect_err("paused");
     let limit = defender_host::Limits::default().max_retry_after;
     assert!(
         paused <= limit && paused > limit - Duration::from_secs(10),
@@ -525,7 +530,11 @@ async fn a_retry_after_given_as_an_http_date_is_read_by_the_host() {
         .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
         .await
         .unwrap();
-    let paused = tenant.limiter.try_acquire().expect_err("paused");
+    let paused = tenant
+        .budgets
+        .get(Api::CreateAction)
+        .try_acquire()
+        .expect_err("paused");
     assert!(
         paused <= Duration::from_secs(120) && paused >= Duration::from_secs(100),
         "{paused:?}"

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { after, before, beforeEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ActionFailed, DefenderHost, RateLimiter, Tenant } from '../host.js';
+import { ActionFailed, Budgets, DefenderHost, Tenant } from '../host.js';
 
 const HOST_HARNESS = process.env.HOST_HARNESS;
 const COMPONENT_DIR = new URL('../build/defender/', import.meta.url);
@@ -87,6 +87,8 @@ test('the example sends the exact request and prints the action', async () => {
   assert.equal(action.status, 'Pending');
   assert.equal(action.machineId, machineId);
   assert.equal(action.requestorComment, COMMENT);
+  // Members the component's record does not model come through, as the API sent them.
+  assert.deepEqual([action.commands, action.externalId], [[], null]);
   assert.deepEqual(action.relatedFileInfo, { fileIdentifier: SHA1, fileIdentifierType: 'Sha1' });
   assert.match(action.id, UUID);
   const exchanges = await simulator.exchanges();
@@ -137,7 +139,7 @@ test('the tenant rate limiter stops calls before they are sent', async () => {
   const tenant = new Tenant({
     apiBaseUrl: simulator.baseUrl,
     tokenEnv: 'EXAMPLE_TEST_TOKEN',
-    limiter: new RateLimiter({ perHour: 1 }),
+    budgets: new Budgets({ perHour: 1 }),
   });
   const first = host.stopAndQuarantine(tenant, newMachineId(), SHA1, COMMENT);
   assert.equal(first.status, 'Pending');

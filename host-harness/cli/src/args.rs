@@ -87,6 +87,10 @@ pub struct QuarantineArgs {
     /// Cancel the actions still not final when the wait times out.
     #[arg(long, requires = "wait")]
     pub cancel_on_timeout: bool,
+    /// The most devices to act on (default 1000, the Defender portal's limit; the API's is
+    /// its page size, 10,000, the most accepted here).
+    #[arg(long)]
+    pub max_machines: Option<u32>,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -111,7 +115,11 @@ pub struct SimulateArgs {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Another measurement than the component path against a native client.
+    #[command(subcommand)]
+    pub scenario: Option<BenchScenario>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -132,4 +140,30 @@ pub struct BenchArgs {
     /// took in microseconds, and exit (what `bench` runs in new processes for cold starts).
     #[arg(long, value_name = "CACHE_DIR", conflicts_with_all = ["json", "api_url"])]
     pub ready: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum BenchScenario {
+    /// Contain an outbreak at the API's own limit: `stop-and-quarantine --everywhere --wait`,
+    /// run by this binary in another process, against an in-process simulator that enforces
+    /// --per-minute calls a minute on each API and settles each action --settle seconds after
+    /// its creation. Reports wall time, calls per API, 429s, and the ratio to the lower bound
+    /// ceil(N/P - 1) minutes + S + one poll interval.
+    Outbreak(OutbreakArgs),
+}
+
+#[derive(Args)]
+pub struct OutbreakArgs {
+    /// Devices on which the file was seen (N).
+    #[arg(long, default_value_t = 40)]
+    pub devices: u32,
+    /// Calls a minute the simulator allows on each API, and the host's budget (P).
+    #[arg(long, default_value_t = 20)]
+    pub per_minute: u32,
+    /// Seconds after its creation an action settles as succeeded (S).
+    #[arg(long, default_value_t = 10)]
+    pub settle: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -1,8 +1,8 @@
 //! The embeddable host for the Defender for Endpoint stop-and-quarantine component.
 //!
 //! [`Runtime`] compiles the component once and runs each call in a fresh, limited store for a
-//! [`Tenant`]: the host holds the tenant's token ([`credentials`]), its shared rate budget
-//! ([`rate_limit`]) and the outbound policy ([`outbound`]); the component only decides. One
+//! [`Tenant`]: the host holds the tenant's token ([`credentials`]), its shared rate budgets, one
+//! per API ([`rate_limit`]) and the outbound policy ([`outbound`]); the component only decides. One
 //! HTTP client ([`transport`]) carries both the component's requests and the host's sign-in.
 //! [`tenants`] reads a tenants file; [`limits`] bounds each invocation.
 #![deny(missing_docs)]
@@ -26,7 +26,7 @@ pub use bindings::defender::endpoint::types::{
     RateLimitedError, RelatedFile,
 };
 pub use bindings::exports::defender::endpoint::actions::{
-    File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
+    FanOut, File, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
 };
 pub use limits::{LimitExceeded, Limits};
 pub use runtime::{

@@ -1,21 +1,131 @@
-//! A tenant's rate budget: sliding windows over the permits granted, plus pauses ordered by the
-//! API's 429s. One limiter is shared by every invocation of the tenant.
+//! A tenant's rate budgets, one per API: sliding windows over the permits granted, plus pauses
+//! ordered by the API's 429s. Each API page gives its own limit ("Rate limitations for this
+//! API are 100 calls per minute and 1500 calls per hour"), counted per application and tenant,
+//! so [`ApiBudgets`] holds one [`RateLimiter`] per [`Api`], shared by every invocation of every
+//! tenant entry that signs in as the same application.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-const MINUTE: Duration = Duration::from_secs(60);
-const HOUR: Duration = Duration::from_secs(3600);
+/// A permit counts this much longer than its window: the API counts a call when it arrives,
+/// after the host granted it, and arrivals are not evenly late, so a window that frees exactly
+/// on time would let a call arrive before its predecessor's minute is over.
+const ARRIVAL_MARGIN: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60).saturating_add(ARRIVAL_MARGIN);
+const HOUR: Duration = Duration::from_secs(3600).saturating_add(ARRIVAL_MARGIN);
 
-/// How many API calls a tenant may make. The default is the API's own: 100 a minute and 1500
-/// an hour, counted per application and tenant.
+/// What a permit is for: one of the API's endpoints the component calls, each with a budget of
+/// its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// `POST /api/machines/{id}/StopAndQuarantineFile`.
+    CreateAction,
+    /// `GET /api/machineactions/{id}`.
+    GetAction,
+    /// `GET /api/machineactions` (List MachineActions).
+    ListActions,
+    /// `POST /api/machineactions/{id}/cancel`.
+    CancelAction,
+    /// `GET /api/files/{sha1}/machines`.
+    FileMachines,
+}
+
+impl Api {
+    /// Every API, in the order the WIT names them.
+    pub const ALL: [Api; 5] = [
+        Api::CreateAction,
+        Api::GetAction,
+        Api::ListActions,
+        Api::CancelAction,
+        Api::FileMachines,
+    ];
+
+    /// The API's name in the WIT and the tenants file, e.g. `create-action`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::CreateAction => "create-action",
+            Api::GetAction => "get-action",
+            Api::ListActions => "list-actions",
+            Api::CancelAction => "cancel-action",
+            Api::FileMachines => "file-machines",
+        }
+    }
+
+    /// The API named `name`, as [`Api::name`] spells it.
+    pub fn from_name(name: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|api| api.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One budget per API for one application in one tenant: what the API counts separately. Share
+/// one `Arc<ApiBudgets>` between every [`crate::Tenant`] that signs in as the same application
+/// to the same tenant (the tenants file does).
+pub struct ApiBudgets {
+    limiters: [RateLimiter; 5],
+}
+
+impl ApiBudgets {
+    /// The same `budget` for each API.
+    pub fn new(budget: Budget) -> Self {
+        Self::with_overrides(budget, &[])
+    }
+
+    /// `budget` for each API but those given their own in `overrides`.
+    pub fn with_overrides(budget: Budget, overrides: &[(Api, Budget)]) -> Self {
+        Self::on_clock(budget, overrides, Arc::new(MonotonicClock::default()))
+    }
+
+    fn on_clock(budget: Budget, overrides: &[(Api, Budget)], clock: Arc<dyn Clock>) -> Self {
+        let of = |api: Api| {
+            let budget = overrides
+                .iter()
+                .rev()
+                .find(|(a, _)| *a == api)
+                .map_or(budget, |(_, b)| *b);
+            RateLimiter::with_clock(budget, clock.clone())
+        };
+        Self {
+            limiters: Api::ALL.map(of),
+        }
+    }
+
+    /// The budget of `api`.
+    pub fn get(&self, api: Api) -> &RateLimiter {
+        // `limiters` holds one limiter for each of `Api::ALL`, in that order.
+        &self.limiters[api.index()]
+    }
+}
+
+/// How many calls to one API a tenant may make. The default is the API's own: 100 a minute and
+/// 1500 an hour, counted per application and tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// Calls in any 60-second window.
+    /// Calls in any 60-second window (counted over 61 s, for calls that arrive late).
     pub per_minute: u32,
-    /// Calls in any 3600-second window.
+    /// Calls in any 3600-second window (counted over 3601 s).
     pub per_hour: u32,
+}
+
+impl Budget {
+    /// `per_minute` calls a minute and `per_hour` an hour.
+    pub const fn new(per_minute: u32, per_hour: u32) -> Self {
+        Self {
+            per_minute,
+            per_hour,
+        }
+    }
 }
 
 impl Default for Budget {
@@ -49,7 +159,7 @@ impl Clock for MonotonicClock {
     }
 }
 
-/// The shared limiter of one tenant.
+/// The shared limiter of one API of one tenant.
 pub struct RateLimiter {
     budget: Budget,
     clock: Arc<dyn Clock>,
@@ -172,9 +282,11 @@ mod tests {
             limiter.try_acquire().unwrap();
             clock.advance(Duration::from_secs(10));
         }
-        // Granted at 0, 10 and 20 s; now 30 s: the first frees at 60 s.
-        assert_eq!(limiter.try_acquire(), Err(Duration::from_secs(30)));
+        // Granted at 0, 10 and 20 s; now 30 s: the first frees at 61 s (60 and the margin).
+        assert_eq!(limiter.try_acquire(), Err(Duration::from_secs(31)));
         clock.advance(Duration::from_secs(30));
+        assert_eq!(limiter.try_acquire(), Err(Duration::from_secs(1)));
+        clock.advance(Duration::from_secs(1));
         limiter.try_acquire().unwrap();
         assert_eq!(limiter.try_acquire(), Err(Duration::from_secs(10)));
     }
@@ -189,9 +301,49 @@ mod tests {
             }
             clock.advance(Duration::from_secs(30));
         }
-        // 60 minutes passed: exactly the hourly budget, never more.
+        // 60 minutes passed: exactly the hourly budget, never more, until the margin is over.
         assert_eq!(granted, 150);
+        assert!(limiter.try_acquire().is_err());
+        clock.advance(ARRIVAL_MARGIN);
         assert!(limiter.try_acquire().is_ok());
+    }
+
+    #[test]
+    fn each_api_has_a_budget_of_its_own() {
+        let clock = Arc::new(ManualClock::default());
+        let small = Budget {
+            per_minute: 1,
+            per_hour: 10,
+        };
+        let budgets = ApiBudgets::on_clock(
+            Budget::default(),
+            &[(Api::ListActions, small)],
+            clock.clone(),
+        );
+        for _ in 0..100 {
+            budgets.get(Api::CreateAction).try_acquire().unwrap();
+        }
+        assert!(budgets.get(Api::CreateAction).try_acquire().is_err());
+        // Creating spent nothing of polling's budget.
+        budgets.get(Api::GetAction).try_acquire().unwrap();
+        budgets.get(Api::ListActions).try_acquire().unwrap();
+        assert!(budgets.get(Api::ListActions).try_acquire().is_err());
+        assert_eq!(budgets.get(Api::ListActions).budget(), small);
+        // A pause of one API leaves the others.
+        budgets
+            .get(Api::CancelAction)
+            .pause(Duration::from_secs(30));
+        assert!(budgets.get(Api::CancelAction).try_acquire().is_err());
+        budgets.get(Api::FileMachines).try_acquire().unwrap();
+    }
+
+    #[test]
+    fn api_names_are_the_wits() {
+        for api in Api::ALL {
+            assert_eq!(Api::from_name(api.name()), Some(api));
+        }
+        assert_eq!(Api::ListActions.to_string(), "list-actions");
+        assert_eq!(Api::from_name("machines"), None);
     }
 
     #[test]

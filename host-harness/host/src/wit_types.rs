@@ -1,8 +1,23 @@
 //! What the host adds to the contract's types, for showing them: the API's spelling of a status,
-//! the API error an action error carries, and the WIT name of an error's case. (Which statuses
+//! the API error an action error carries, the WIT name of an error's case, and the host's own
+//! name for the API a permit is for. (Which statuses
 //! are final is the component's to say: it tells the host in each progress update.)
 
+use crate::bindings::defender::endpoint::rate_limit::Api as WitApi;
+use crate::rate_limit::Api;
 use crate::{ActionError, ActionStatus, ApiError};
+
+impl From<WitApi> for Api {
+    fn from(api: WitApi) -> Self {
+        match api {
+            WitApi::CreateAction => Api::CreateAction,
+            WitApi::GetAction => Api::GetAction,
+            WitApi::ListActions => Api::ListActions,
+            WitApi::CancelAction => Api::CancelAction,
+            WitApi::FileMachines => Api::FileMachines,
+        }
+    }
+}
 
 impl ActionStatus {
     /// The status as the API spells it.

@@ -7,6 +7,7 @@ const CREATED: &str = r#"{"id":"a1","status":"Pending"}"#;
 
 fn run(script: &mut Script) -> Result<MachineAction, ActionError> {
     let request = ApiRequest {
+        api: Api::CreateAction,
         method: Method::Post,
         path: "/api/x".into(),
         body: b"{}".to_vec(),
@@ -64,6 +65,13 @@ fn throttling_waits_retry_after_and_tells_the_host() {
     };
     run(&mut script).unwrap();
     assert_eq!(script.throttled, [2000]);
+    assert_eq!(script.throttled_apis, [Api::CreateAction]);
+    assert!(
+        script
+            .permit_apis
+            .iter()
+            .all(|api| *api == Api::CreateAction)
+    );
     assert_eq!(script.sleeps, [2000]);
     assert_eq!(script.sent.len(), 2);
 }
@@ -167,6 +175,7 @@ fn a_broken_exchange_is_reported_as_maybe_sent() {
         ..Default::default()
     };
     let request = ApiRequest {
+        api: Api::CreateAction,
         method: Method::Post,
         path: "/api/x".into(),
         body: b"{}".to_vec(),

@@ -2,6 +2,7 @@
 //! progress on stderr while waiting, and the outcomes on stdout.
 
 use crate::args::QuarantineArgs;
+use crate::output::json::error_line;
 use crate::output::progress::ProgressView;
 use crate::output::{diagnostic, print_action, print_error, print_host_notes, print_outcomes};
 use crate::{Console, INVALID};
@@ -51,17 +52,28 @@ pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<Exit
     drained?;
     let outcome = outcome?;
     print_host_notes(&outcome, console)?;
-    let outcomes = match outcome.result {
-        Ok(outcomes) => outcomes,
+    let fan_out = match outcome.result {
+        Ok(fan_out) => fan_out,
         Err(error) => return print_error(&error, console),
     };
-    if single && let [one] = outcomes.as_slice() {
+    if single && let [one] = fan_out.outcomes.as_slice() {
         return match &one.outcome {
             Ok(q) => print_action(&q.action, console),
             Err(error) => print_error(error, console),
         };
     }
-    print_outcomes(&outcomes, console)
+    let code = print_outcomes(&fan_out.outcomes, console)?;
+    match &fan_out.unlisted {
+        Some(error) => {
+            let line = format!(
+                "device listing stopped early; the devices above were listed before it did: {}",
+                error_line(error)
+            );
+            diagnostic(console, &line)?;
+            Ok(ExitCode::FAILURE)
+        }
+        None => Ok(code),
+    }
 }
 
 /// The request the options describe.
@@ -86,6 +98,7 @@ fn request(args: &QuarantineArgs) -> Result<QuarantineRequest> {
             timeout_ms: args.timeout.saturating_mul(1000),
             cancel_on_timeout: args.cancel_on_timeout,
         }),
+        max_machines: args.max_machines,
     })
 }
 

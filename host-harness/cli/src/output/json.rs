@@ -1,9 +1,43 @@
-//! How results are shown: the MachineAction as the API's own JSON, so existing parsers work,
-//! and an [`ActionError`] as one line that names the field, or the HTTP status with the API's
-//! code, message and correlation ID.
+//! How results are shown: the MachineAction as the API sent it (every member, in the API's
+//! spelling), so existing parsers work, and an [`ActionError`] as one line that names the
+//! field, or the HTTP status with the API's code, message and correlation ID.
 
 use defender_host::{ActionError, ApiError, MachineAction, MachineOutcome};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+
+/// The action's JSON object exactly as the API sent it (the component's `raw`), with only the
+/// white space between its tokens taken out, so no line break or carriage return of the API's
+/// reaches the terminal; or, when the component gave none that is a JSON object, the typed
+/// record written with the API's names.
+pub fn action_raw(action: &MachineAction) -> serde_json::Result<Box<RawValue>> {
+    let compact = compact(&action.raw);
+    if compact.starts_with('{')
+        && let Ok(raw) = RawValue::from_string(compact)
+    {
+        return Ok(raw);
+    }
+    serde_json::value::to_raw_value(&action_json(action))
+}
+
+/// `json` without the white space outside its strings (inside them, JSON allows none raw).
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else {
+            in_string = c == '"';
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// The MachineAction with the API's member names (`id`, `type`, `status`, `machineId`,
 /// `relatedFileInfo`, ...); absent members are `null`, as the API writes them.
@@ -41,21 +75,42 @@ pub fn action_json(action: &MachineAction) -> Value {
     Value::Object(members)
 }
 
+/// One device's entry in a fan-out's output.
+#[derive(Serialize)]
+#[serde(untagged, rename_all = "camelCase")]
+pub enum Entry<'a> {
+    /// `{"machineId", "action", "adopted"?}`: the action as the API sent it.
+    #[serde(rename_all = "camelCase")]
+    Action {
+        machine_id: &'a str,
+        action: Box<RawValue>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        adopted: bool,
+    },
+    /// `{"machineId", "error"}`.
+    #[serde(rename_all = "camelCase")]
+    Error { machine_id: &'a str, error: Value },
+}
+
 /// A fan-out's outcomes: `[{"machineId", "action"} | {"machineId", "error"}]`, in input order,
 /// with `"adopted": true` where an already pending action was returned.
-pub fn outcomes_json(outcomes: &[MachineOutcome]) -> Value {
-    Value::Array(
-        outcomes
-            .iter()
-            .map(|o| match &o.outcome {
-                Ok(q) if q.adopted => json!({
-                    "machineId": o.machine_id, "action": action_json(&q.action), "adopted": true
-                }),
-                Ok(q) => json!({"machineId": o.machine_id, "action": action_json(&q.action)}),
-                Err(error) => json!({"machineId": o.machine_id, "error": error_json(error)}),
+pub fn outcomes_json(outcomes: &[MachineOutcome]) -> serde_json::Result<Vec<Entry<'_>>> {
+    outcomes
+        .iter()
+        .map(|o| {
+            Ok(match &o.outcome {
+                Ok(q) => Entry::Action {
+                    machine_id: &o.machine_id,
+                    action: action_raw(&q.action)?,
+                    adopted: q.adopted,
+                },
+                Err(error) => Entry::Error {
+                    machine_id: &o.machine_id,
+                    error: error_json(error),
+                },
             })
-            .collect(),
-    )
+        })
+        .collect()
 }
 
 /// An error as JSON: its kind, the one-line message, and the API's fields where there are any.
@@ -118,4 +173,18 @@ fn api_text(api: &ApiError) -> String {
         text.push_str(&format!(", target {target}"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacting_keeps_every_token_and_string_as_sent() {
+        let sent = "{\r\n \"id\" : \"a b\\\" \\\\\",\n\t\"n\": [1, 2.50e3 ],\"s\":\"\\u001b[2J\"}";
+        assert_eq!(
+            compact(sent),
+            r#"{"id":"a b\" \\","n":[1,2.50e3],"s":"\u001b[2J"}"#
+        );
+    }
 }

@@ -26,6 +26,12 @@ pub fn print_host_notes<T>(outcome: &Outcome<T>, console: &mut Console<'_>) -> R
     for failure in &outcome.connection_errors {
         diagnostic(console, &format!("host: no answer: {failure}"))?;
     }
+    if let Some(why) = &outcome.wait_stopped {
+        diagnostic(
+            console,
+            &format!("host: stopped waiting, the last status seen is shown: {why}"),
+        )?;
+    }
     Ok(())
 }
 
@@ -38,10 +44,9 @@ pub fn print(outcome: Outcome<MachineAction>, console: &mut Console<'_>) -> Resu
     }
 }
 
-/// Prints one action as the API's JSON on stdout; exit 0.
+/// Prints one action as the API sent it on stdout; exit 0.
 pub fn print_action(action: &MachineAction, console: &mut Console<'_>) -> Result<ExitCode> {
-    let value = json::action_json(action);
-    writeln!(console.out, "{}", serde_json::to_string_pretty(&value)?)?;
+    writeln!(console.out, "{}", json::action_raw(action)?.get())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -56,8 +61,8 @@ pub fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<Exi
 
 /// The fan-out's array; exit 1 when any device failed, after reporting every device.
 pub fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) -> Result<ExitCode> {
-    let value = json::outcomes_json(outcomes);
-    writeln!(console.out, "{}", serde_json::to_string_pretty(&value)?)?;
+    let entries = json::outcomes_json(outcomes)?;
+    writeln!(console.out, "{}", serde_json::to_string_pretty(&entries)?)?;
     let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
     for outcome in &failed {
         if let Err(error) = &outcome.outcome {

@@ -3,27 +3,13 @@
 //! anything else the app registration allows (isolate, offboard, live response, reading alerts),
 //! even on the tenant's own API origin.
 
+use crate::rate_limit::Api;
 use http::{Method, Uri};
 
-/// What a request is for, when it is one the component needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capability {
-    /// `POST /api/machines/{40 hex}/StopAndQuarantineFile`.
-    CreateAction,
-    /// `GET /api/machineactions/{GUID}`.
-    GetAction,
-    /// `POST /api/machineactions/{GUID}/cancel`.
-    CancelAction,
-    /// `GET /api/machineactions?$filter=machineId eq '{40 hex}' and type eq
-    /// 'StopAndQuarantineFile'`, percent-encoded as the component writes it.
-    ListActions,
-    /// `GET /api/files/{40 hex}/machines`.
-    FileMachines,
-}
-
-/// The capability `method` and `uri` use, or why the request is not one the component needs
-/// (the reason names the method and path, escaped: they come from the guest).
-pub fn of(method: &Method, uri: &Uri) -> Result<Capability, String> {
+/// The API `method` and `uri` call, when the request is one the component needs, or why it is
+/// not (the reason names the method and path, escaped: they come from the guest). A request's
+/// API is also the budget whose permit must cover it.
+pub fn of(method: &Method, uri: &Uri) -> Result<Api, String> {
     let path = uri.path();
     let query = uri.query();
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
@@ -31,19 +17,19 @@ pub fn of(method: &Method, uri: &Uri) -> Result<Capability, String> {
         (&Method::POST, ["api", "machines", id, "StopAndQuarantineFile"], None)
             if is_lower_hex40(id) =>
         {
-            Some(Capability::CreateAction)
+            Some(Api::CreateAction)
         }
-        (&Method::GET, ["api", "machineactions", id], None) if is_guid(id) => {
-            Some(Capability::GetAction)
-        }
+        (&Method::GET, ["api", "machineactions", id], None) if is_guid(id) => Some(Api::GetAction),
         (&Method::POST, ["api", "machineactions", id, "cancel"], None) if is_guid(id) => {
-            Some(Capability::CancelAction)
+            Some(Api::CancelAction)
         }
-        (&Method::GET, ["api", "machineactions"], Some(query)) if is_device_listing(query) => {
-            Some(Capability::ListActions)
+        (&Method::GET, ["api", "machineactions"], Some(query)) if is_action_listing(query) => {
+            Some(Api::ListActions)
         }
-        (&Method::GET, ["api", "files", sha1, "machines"], None) if is_lower_hex40(sha1) => {
-            Some(Capability::FileMachines)
+        (&Method::GET, ["api", "files", sha1, "machines"], query)
+            if is_lower_hex40(sha1) && query.is_none_or(is_machine_listing) =>
+        {
+            Some(Api::FileMachines)
         }
         _ => None,
     };
@@ -81,15 +67,52 @@ fn is_guid(text: &str) -> bool {
             .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// `$filter=machineId%20eq%20%27{id}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27`
-/// and nothing else.
-fn is_device_listing(query: &str) -> bool {
-    const BEFORE: &str = "$filter=machineId%20eq%20%27";
-    const AFTER: &str = "%27%20and%20type%20eq%20%27StopAndQuarantineFile%27";
-    query
-        .strip_prefix(BEFORE)
-        .and_then(|rest| rest.strip_suffix(AFTER))
-        .is_some_and(is_lower_hex40)
+/// A listing of this component's actions: `$filter` (one that keeps to the
+/// `StopAndQuarantineFile` type, however the API's `nextLink` encodes it), and optionally `$top`
+/// and `$skip`, each at most once.
+fn is_action_listing(query: &str) -> bool {
+    let Some(options) = paging_options(query, &["$filter", "$top", "$skip"]) else {
+        return false;
+    };
+    // Only conjunctions: an `or`, a `not` or a group could widen what the type term keeps.
+    let keeps_to_the_type = |filter: &str| {
+        let lower = filter.to_ascii_lowercase();
+        !lower.contains(" or ")
+            && !lower.contains("not ")
+            && !lower.contains('(')
+            && filter
+                .split(" and ")
+                .any(|term| term.trim() == "type eq 'StopAndQuarantineFile'")
+    };
+    options
+        .iter()
+        .any(|(name, value)| name == "$filter" && keeps_to_the_type(value))
+}
+
+/// A page of a file's devices: `$top` and `$skip` at most once each, nothing else.
+fn is_machine_listing(query: &str) -> bool {
+    paging_options(query, &["$top", "$skip"]).is_some()
+}
+
+/// The query's options, decoded, when each is one of `allowed`, appears once, and `$top` and
+/// `$skip` are numbers.
+fn paging_options(query: &str, allowed: &[&str]) -> Option<Vec<(String, String)>> {
+    let options: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    let mut seen = Vec::new();
+    for (name, value) in &options {
+        let number =
+            |v: &str| !v.is_empty() && v.len() <= 9 && v.bytes().all(|b| b.is_ascii_digit());
+        let fits = allowed.contains(&name.as_str())
+            && !seen.contains(name)
+            && (name == "$filter" || number(value));
+        if !fits {
+            return None;
+        }
+        seen.push(name.clone());
+    }
+    Some(options)
 }
 
 #[cfg(test)]
@@ -99,7 +122,7 @@ mod tests {
     const DEVICE: &str = "1e5bc9d7e413ddd7902c2932e418702b84d0cc07";
     const ACTION: &str = "141408d1-384c-4c19-8b57-ba39e378011a";
 
-    fn check(method: Method, path: &str) -> Result<Capability, String> {
+    fn check(method: Method, path: &str) -> Result<Api, String> {
         let uri: Uri = format!("https://api.security.microsoft.com{path}")
             .parse()
             .expect("a URI");
@@ -115,28 +138,50 @@ mod tests {
             (
                 Method::POST,
                 format!("/api/machines/{DEVICE}/StopAndQuarantineFile"),
-                Capability::CreateAction,
+                Api::CreateAction,
             ),
             (
                 Method::GET,
                 format!("/api/machineactions/{ACTION}"),
-                Capability::GetAction,
+                Api::GetAction,
             ),
             (
                 Method::GET,
                 format!("/api/machineactions/{}", ACTION.to_uppercase()),
-                Capability::GetAction,
+                Api::GetAction,
             ),
             (
                 Method::POST,
                 format!("/api/machineactions/{ACTION}/cancel"),
-                Capability::CancelAction,
+                Api::CancelAction,
             ),
-            (Method::GET, listing, Capability::ListActions),
+            (Method::GET, listing.clone(), Api::ListActions),
+            (
+                Method::GET,
+                format!("{listing}&$top=500&$skip=500"),
+                Api::ListActions,
+            ),
+            (
+                Method::GET,
+                "/api/machineactions?$filter=type%20eq%20%27StopAndQuarantineFile%27%20and%20\
+                 creationDateTimeUtc%20ge%202026-11-27T00%3A00%3A00Z&$top=500"
+                    .to_owned(),
+                Api::ListActions,
+            ),
+            (
+                Method::GET,
+                "/api/machineactions?$skip=10&$filter=type+eq+'StopAndQuarantineFile'".to_owned(),
+                Api::ListActions,
+            ),
+            (
+                Method::GET,
+                format!("/api/files/{DEVICE}/machines?$top=200&$skip=400"),
+                Api::FileMachines,
+            ),
             (
                 Method::GET,
                 format!("/api/files/{DEVICE}/machines"),
-                Capability::FileMachines,
+                Api::FileMachines,
             ),
         ];
         for (method, path, expected) in cases {
@@ -221,14 +266,52 @@ mod tests {
             ),
             (
                 Method::GET,
-                format!(
-                    "{}&$top=10000",
-                    listing_of(&format!(
-                        "machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
-                    ))
+                listing_of(
+                    "type%20eq%20%27Isolate%27%20or%20type%20eq%20%27StopAndQuarantineFile%27",
                 ),
             ),
-            (Method::GET, format!("/api/files/{DEVICE}/machines?$top=1")),
+            (
+                Method::GET,
+                format!(
+                    "{}&$top=1&$top=2",
+                    listing_of("type%20eq%20%27StopAndQuarantineFile%27")
+                ),
+            ),
+            (
+                Method::GET,
+                format!(
+                    "{}&$expand=x",
+                    listing_of("type%20eq%20%27StopAndQuarantineFile%27")
+                ),
+            ),
+            (
+                Method::GET,
+                format!(
+                    "{}&$top=-1",
+                    listing_of("type%20eq%20%27StopAndQuarantineFile%27")
+                ),
+            ),
+            (Method::GET, "/api/machineactions?$top=10".to_owned()),
+            (
+                Method::GET,
+                listing_of(
+                    "type%20eq%20%27StopAndQuarantineFile%27%20and%20id%20eq%20%27x%27%20or%20type%20eq%20%27Isolate%27",
+                ),
+            ),
+            (
+                Method::GET,
+                listing_of(
+                    "not%20type%20eq%20%27Isolate%27%20and%20type%20eq%20%27StopAndQuarantineFile%27",
+                ),
+            ),
+            (
+                Method::GET,
+                format!("/api/files/{DEVICE}/machines?$filter=x"),
+            ),
+            (
+                Method::GET,
+                format!("/api/files/{DEVICE}/machines?$top=1&$top=1"),
+            ),
             (Method::GET, format!("/api/files/{DEVICE}")),
             (Method::POST, format!("/api/files/{DEVICE}/machines")),
         ] {

@@ -1,8 +1,8 @@
 //! The outbound policy: the hook every wasi-http request of the component goes through.
 //!
 //! A request leaves only if it goes to the tenant's API origin, is one the component's job needs
-//! (method and path: [`Capability`]), carries the invocation's sealed credential, and is covered
-//! by a permit from the tenant's rate limiter. The hook then swaps
+//! (method and path: the [`Api`] it calls), carries the invocation's sealed credential, and is
+//! covered by a permit from that API's budget. The hook then swaps
 //! the seal for the real token and sends it through the host's client, whose timeouts bound
 //! the ones the component asks for. Everything else gets `HTTP-request-denied`, and the reason
 //! is kept for the host's report; so is the reason of a request that got no answer (a TLS or
@@ -12,7 +12,6 @@ mod capability;
 mod origin;
 mod retry_after;
 
-pub use capability::Capability;
 pub use origin::{ApiOrigin, OriginError};
 pub(crate) use origin::{HostKind, host_kind};
 
@@ -20,7 +19,7 @@ use crate::credentials::Secret;
 use crate::hex::hex;
 use crate::limits::LimitExceeded;
 use crate::limits::Limits;
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{Api, ApiBudgets};
 use crate::transport::{HttpClient, destination};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
@@ -35,20 +34,21 @@ use zeroize::Zeroizing;
 /// The per-invocation state of the policy.
 pub struct Outbound {
     http: HttpClient,
-    limiter: Arc<RateLimiter>,
+    budgets: Arc<ApiBudgets>,
     /// The tenant's turns for requests in flight, shared by all its invocations.
     requests: Arc<Semaphore>,
     max_retry_after: Duration,
-    /// Set when a response of this invocation was a 429: only then may the guest pause the
-    /// tenant.
-    throttled: Arc<AtomicBool>,
+    /// Set for an API when a response of this invocation from it was a 429: only then may the
+    /// guest pause that API's budget.
+    throttled: Arc<[AtomicBool; 5]>,
     /// Set when a response of this invocation was a 401: only then may the guest ask for a
     /// fresh token.
     unauthorized: Arc<AtomicBool>,
     origin: ApiOrigin,
     seal: String,
     token: Option<Secret>,
-    permits: u32,
+    /// Permits granted and not yet used, per API (in [`Api::ALL`]'s order).
+    permits: [u32; 5],
     max_requests: u32,
     max_response_bytes: u64,
     attempts: u32,
@@ -77,7 +77,7 @@ impl Outbound {
     pub fn new(
         http: HttpClient,
         origin: ApiOrigin,
-        limiter: Arc<RateLimiter>,
+        budgets: Arc<ApiBudgets>,
         requests: Arc<Semaphore>,
         limits: &Limits,
     ) -> Self {
@@ -90,7 +90,7 @@ impl Outbound {
         };
         Self {
             http,
-            limiter,
+            budgets,
             requests,
             max_retry_after: limits.max_retry_after,
             throttled: Arc::default(),
@@ -98,7 +98,7 @@ impl Outbound {
             origin,
             seal,
             token: None,
-            permits: 0,
+            permits: [0; 5],
             max_requests: limits.max_requests,
             max_response_bytes: limits.max_response_bytes,
             attempts: 0,
@@ -134,9 +134,11 @@ impl Outbound {
         self.tripped.get().copied()
     }
 
-    /// Records a permit granted by the rate limiter.
-    pub fn add_permit(&mut self) {
-        self.permits += 1;
+    /// Records a permit granted by `api`'s budget.
+    pub fn add_permit(&mut self, api: Api) {
+        if let Some(permits) = self.permits.get_mut(api_index(api)) {
+            *permits = permits.saturating_add(1);
+        }
     }
 
     /// Why requests were refused, in order.
@@ -149,13 +151,19 @@ impl Outbound {
         std::mem::take(&mut *self.failures.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The guest says the API throttled it for `retry_after`: the tenant is paused for that
-    /// long, at most the limit, and only if this invocation did get a 429 (a guest cannot pause
-    /// its tenant on its own say-so).
-    pub fn guest_throttled(&self, retry_after: Duration) {
+    /// The guest says `api` throttled it for `retry_after`: that API's budget is paused for
+    /// that long, at most the limit, and only if this invocation did get a 429 from it (a guest
+    /// cannot pause its tenant on its own say-so).
+    pub fn guest_throttled(&self, api: Api, retry_after: Duration) {
         // Once for each 429 the host saw: a guest cannot re-arm the pause in a loop.
-        if self.throttled.swap(false, Ordering::Relaxed) {
-            self.limiter.pause(retry_after.min(self.max_retry_after));
+        let saw = self
+            .throttled
+            .get(api_index(api))
+            .is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
+        if saw {
+            self.budgets
+                .get(api)
+                .pause(retry_after.min(self.max_retry_after));
         }
     }
 
@@ -169,8 +177,9 @@ impl Outbound {
         self.sent
     }
 
-    /// Applies the policy to one request, rewriting it in place when it may go.
-    fn admit(&mut self, request: &mut http::Request<WasiBody>) -> Result<(), String> {
+    /// Applies the policy to one request, rewriting it in place when it may go; the API it
+    /// calls.
+    fn admit(&mut self, request: &mut http::Request<WasiBody>) -> Result<Api, String> {
         self.attempts += 1;
         if self.attempts > self.max_requests {
             let _ = self.tripped.set(LimitExceeded::Requests(self.max_requests));
@@ -183,7 +192,7 @@ impl Outbound {
                 self.origin
             ));
         }
-        capability::of(request.method(), request.uri())?;
+        let api = capability::of(request.method(), request.uri())?;
         let headers = request.headers_mut();
         let sealed = headers.get_all(AUTHORIZATION).iter().count() == 1
             && headers.get(AUTHORIZATION).map(HeaderValue::as_bytes) == Some(self.seal.as_bytes());
@@ -197,18 +206,20 @@ impl Outbound {
         let Some(token) = &self.token else {
             return Err("no credential was granted to this invocation".into());
         };
-        if self.permits == 0 {
-            return Err("the request is not covered by a rate-limit permit".into());
-        }
+        let Some(permits) = self.permits.get_mut(api_index(api)).filter(|p| **p > 0) else {
+            return Err(format!(
+                "the request is not covered by a rate-limit permit for {api}"
+            ));
+        };
+        *permits -= 1;
         // One copy of the token in the header, in a buffer wiped when the request is dropped.
         let bearer = Zeroizing::new(format!("Bearer {}", token.expose()).into_bytes());
         let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(bearer))
             .map_err(|_| "the tenant's token is not a valid header value".to_string())?;
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);
-        self.permits -= 1;
         self.sent += 1;
-        Ok(())
+        Ok(api)
     }
 }
 
@@ -219,18 +230,21 @@ impl WasiHttpHooks for Outbound {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
-        if let Err(reason) = self.admit(&mut request) {
-            self.denials.push(reason);
-            return Box::new(async { Err(Error::HttpRequestDenied) });
-        }
+        let api = match self.admit(&mut request) {
+            Ok(api) => api,
+            Err(reason) => {
+                self.denials.push(reason);
+                return Box::new(async { Err(Error::HttpRequestDenied) });
+            }
+        };
         let max_bytes = self.max_response_bytes;
         let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let tripped = self.tripped.clone();
         let failures = self.failures.clone();
         let http = self.http.clone();
         let requests = self.requests.clone();
-        let (limiter, throttled, unauthorized, max_retry_after) = (
-            self.limiter.clone(),
+        let (budgets, throttled, unauthorized, max_retry_after) = (
+            self.budgets.clone(),
             self.throttled.clone(),
             self.unauthorized.clone(),
             self.max_retry_after,
@@ -251,7 +265,9 @@ impl WasiHttpHooks for Outbound {
                 unauthorized.store(true, Ordering::Relaxed);
             }
             if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
-                throttled.store(true, Ordering::Relaxed);
+                if let Some(flag) = throttled.get(api_index(api)) {
+                    flag.store(true, Ordering::Relaxed);
+                }
                 let asked = response
                     .headers()
                     .get(http::header::RETRY_AFTER)
@@ -259,7 +275,8 @@ impl WasiHttpHooks for Outbound {
                     .and_then(|value| retry_after::parse(value, SystemTime::now()))
                     .unwrap_or(retry_after::WITHOUT_ONE);
                 let pause = asked.min(max_retry_after);
-                limiter.pause(pause);
+                // Only this API's budget: the others were not throttled.
+                budgets.get(api).pause(pause);
                 // The component reads the pause the host applies, in seconds: one parser (this
                 // one), dates included, never more than the clamp, and always a header, so a
                 // value only the component would read (`+5`, garbage) never reaches it.
@@ -280,4 +297,9 @@ impl WasiHttpHooks for Outbound {
             Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
+}
+
+/// Where `api` is in [`Api::ALL`], and so in the per-API arrays.
+fn api_index(api: Api) -> usize {
+    Api::ALL.iter().position(|a| *a == api).unwrap_or_default()
 }

@@ -1,38 +1,43 @@
 //! One file on many devices: the component checks the whole request first (`prepare`), then
-//! each device gets an invocation of its own, run concurrently (the runtime's in-flight limit
-//! bounds how many at once), and the outcomes come back in input order. A device whose
-//! invocation the host had to stop gets an error outcome of its own, so none goes unreported.
+//! each device gets an invocation of its own that creates its action, run concurrently (the
+//! runtime's in-flight limit bounds how many at once), and one more invocation waits for all of
+//! them (`await-actions`: one listing a poll round, however many actions). The outcomes come
+//! back in input order. A device whose invocation the host had to stop gets an error outcome of
+//! its own, so none goes unreported; a wait the host had to stop keeps the last status seen.
 //! `everywhere` is one invocation (only the component lists the devices), its wall clock sized
-//! from the component's own device cap; so is a single device.
+//! from the request's device cap; so is a single device.
 
 use super::invocation::gated;
 use super::{Outcome, ProgressSink, Runtime, RuntimeError};
 use crate::ActionError;
 use crate::bindings::exports::defender::endpoint::actions::{
-    File, MachineOutcome, Prepared, QuarantineRequest, Targets,
+    FanOut, File, MachineOutcome, Prepared, QuarantineRequest, Targets, Wait,
 };
+use crate::rate_limit::Api;
 use crate::tenants::Tenant;
 use std::time::Duration;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// Extra wall-clock time a call gets per device it may act on (on top of the per-call limit
 /// and any wait), so a long fan-out is not cut off while it is still reporting outcomes.
 const WALL_CLOCK_PER_MACHINE: Duration = Duration::from_secs(2);
-/// The most devices the host sizes one call for: the API's limit per file, which is also the
-/// component's cap. The component's own `max-machines` may lower it, never raise it.
-const MAX_DEVICES_PER_CALL: u32 = 1000;
+/// The most devices the host sizes one call for: the largest cap a request may ask for (the
+/// API's page size). The component's own `max-machines` may lower it, never raise it.
+const MAX_DEVICES_PER_CALL: u32 = 10_000;
 
 impl Runtime {
     /// Runs `quarantine`: one file on many devices, optionally waiting for the actions to
     /// finish. Invalid input is refused before anything is sent; then several devices are
-    /// carried out concurrently, one invocation each. `progress` hears every status the
-    /// component sees.
+    /// carried out concurrently, one invocation each, and waited for in one more. `progress`
+    /// hears every status the component sees.
     pub async fn quarantine(
         &self,
         tenant: &Tenant,
         request: QuarantineRequest,
         progress: Option<ProgressSink>,
-    ) -> Result<Outcome<Vec<MachineOutcome>>, RuntimeError> {
+    ) -> Result<Outcome<FanOut>, RuntimeError> {
+        let started = Instant::now();
         // One gate for the whole call, however many invocations it takes.
         let progress = progress.map(gated);
         if matches!(&request.targets, Targets::Machines(ids) if ids.len() <= 1) {
@@ -52,13 +57,14 @@ impl Runtime {
                     denials: prepared.denials,
                     requests_sent: prepared.requests_sent,
                     connection_errors: prepared.connection_errors,
+                    wait_stopped: None,
                 });
             }
         };
         if let Err(why) = only_devices_asked_for(&request.targets, &machine_ids) {
             return Err(RuntimeError::Contract(why));
         }
-        let request = QuarantineRequest {
+        let mut request = QuarantineRequest {
             file: File::Sha1(sha1),
             ..request
         };
@@ -68,6 +74,39 @@ impl Runtime {
                 .in_one_invocation(tenant, request, devices, progress)
                 .await;
         }
+        let wait = request.wait.take();
+        let created = self
+            .create_each(tenant, &request, machine_ids, progress.clone())
+            .await;
+        let Some(wait) = wait else {
+            return Ok(created.map(|outcomes| FanOut {
+                outcomes,
+                unlisted: None,
+            }));
+        };
+        let left = Duration::from_millis(wait.timeout_ms).saturating_sub(started.elapsed());
+        let wait = Wait {
+            timeout_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            ..wait
+        };
+        let waited = self
+            .await_actions(tenant, created, wait, request.comment, progress)
+            .await;
+        Ok(waited.map(|outcomes| FanOut {
+            outcomes,
+            unlisted: None,
+        }))
+    }
+
+    /// One invocation per device, without waiting: the outcomes in the devices' order, and
+    /// what the host saw of all of them.
+    async fn create_each(
+        &self,
+        tenant: &Tenant,
+        request: &QuarantineRequest,
+        machine_ids: Vec<String>,
+        progress: Option<ProgressSink>,
+    ) -> Outcome<Vec<MachineOutcome>> {
         let mut calls = JoinSet::new();
         for (index, machine_id) in machine_ids.iter().enumerate() {
             let one = QuarantineRequest {
@@ -85,6 +124,7 @@ impl Runtime {
             denials: Vec::new(),
             requests_sent: 0,
             connection_errors: Vec::new(),
+            wait_stopped: None,
         };
         let mut outcomes: Vec<Option<Result<_, ActionError>>> = vec![None; machine_ids.len()];
         while let Some(joined) = calls.join_next().await {
@@ -92,18 +132,10 @@ impl Runtime {
                 continue;
             };
             let outcome = match result {
-                Ok(mut outcome) => {
-                    gathered.denials.append(&mut outcome.denials);
-                    gathered
-                        .connection_errors
-                        .append(&mut outcome.connection_errors);
-                    gathered.requests_sent =
-                        gathered.requests_sent.saturating_add(outcome.requests_sent);
-                    match outcome.result {
-                        Ok(mut one) => one.pop().map(|o| o.outcome),
-                        Err(error) => Some(Err(error)),
-                    }
-                }
+                Ok(outcome) => match gathered.absorb(outcome) {
+                    Ok(mut one) => one.outcomes.pop().map(|o| o.outcome),
+                    Err(error) => Some(Err(error)),
+                },
                 Err(stopped) => Some(Err(ActionError::Transport(format!(
                     "the host stopped this device's call: {stopped}"
                 )))),
@@ -124,7 +156,68 @@ impl Runtime {
                 }),
             })
             .collect();
-        Ok(gathered.map(|()| result))
+        gathered.map(|()| result)
+    }
+
+    /// The component's `await-actions` over `created`'s outcomes, in one invocation. If the host
+    /// has to stop it, or it answers for other devices than it was given, the outcomes come
+    /// back as they were, with the reason.
+    async fn await_actions(
+        &self,
+        tenant: &Tenant,
+        created: Outcome<Vec<MachineOutcome>>,
+        wait: Wait,
+        comment: String,
+        progress: Option<ProgressSink>,
+    ) -> Outcome<Vec<MachineOutcome>> {
+        let (mut gathered, result) = created.split();
+        let outcomes = match result {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                return Outcome {
+                    result: Err(error),
+                    ..gathered.map(|()| Vec::new())
+                };
+            }
+        };
+        let devices = u32::try_from(outcomes.len()).unwrap_or(u32::MAX);
+        let extra = Duration::from_millis(wait.timeout_ms)
+            .saturating_add(WALL_CLOCK_PER_MACHINE.saturating_mul(devices));
+        let sent = outcomes.clone();
+        let waited = self
+            .run(
+                tenant,
+                Some(Api::ListActions),
+                extra,
+                progress,
+                move |guest, store| {
+                    Box::pin(async move {
+                        guest
+                            .defender_endpoint_actions()
+                            .call_await_actions(store, &sent, wait, &comment)
+                            .await
+                            .map(Ok)
+                    })
+                },
+            )
+            .await;
+        let answer = match waited {
+            Ok(outcome) => gathered.absorb(outcome),
+            Err(stopped) => {
+                gathered.wait_stopped = Some(stopped.to_string());
+                return gathered.map(|()| outcomes);
+            }
+        };
+        match answer {
+            Ok(waited) if same_devices(&waited, &outcomes) => gathered.map(|()| waited),
+            _ => {
+                gathered.wait_stopped = Some(
+                    "the component's await-actions answered for other devices than it was given"
+                        .into(),
+                );
+                gathered.map(|()| outcomes)
+            }
+        }
     }
 
     /// The component's own `quarantine` in one invocation, whose wall clock grows with the
@@ -135,13 +228,17 @@ impl Runtime {
         request: QuarantineRequest,
         devices: u32,
         progress: Option<ProgressSink>,
-    ) -> Result<Outcome<Vec<MachineOutcome>>, RuntimeError> {
+    ) -> Result<Outcome<FanOut>, RuntimeError> {
         let wait = request
             .wait
             .as_ref()
             .map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms));
         let extra = wait.saturating_add(WALL_CLOCK_PER_MACHINE.saturating_mul(devices));
-        self.run(tenant, extra, progress, move |guest, store| {
+        let first = match request.targets {
+            Targets::Everywhere => Api::FileMachines,
+            Targets::Machines(_) => Api::CreateAction,
+        };
+        self.run(tenant, Some(first), extra, progress, move |guest, store| {
             Box::pin(async move {
                 guest
                     .defender_endpoint_actions()
@@ -188,6 +285,15 @@ fn only_devices_asked_for(targets: &Targets, prepared: &[String]) -> Result<(), 
     }
 }
 
+/// Whether `waited` answers for the same devices as `given`, in the same order.
+fn same_devices(waited: &[MachineOutcome], given: &[MachineOutcome]) -> bool {
+    waited.len() == given.len()
+        && waited
+            .iter()
+            .zip(given)
+            .all(|(w, g)| w.machine_id == g.machine_id)
+}
+
 impl<T> Outcome<T> {
     /// The same outcome with its answer mapped, what the host saw kept.
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
@@ -196,7 +302,41 @@ impl<T> Outcome<T> {
             denials: self.denials,
             requests_sent: self.requests_sent,
             connection_errors: self.connection_errors,
+            wait_stopped: self.wait_stopped,
         }
+    }
+
+    /// What the host saw, and the answer apart.
+    fn split(self) -> (Outcome<()>, Result<T, ActionError>) {
+        let Outcome {
+            result,
+            denials,
+            requests_sent,
+            connection_errors,
+            wait_stopped,
+        } = self;
+        let seen = Outcome {
+            result: Ok(()),
+            denials,
+            requests_sent,
+            connection_errors,
+            wait_stopped,
+        };
+        (seen, result)
+    }
+}
+
+impl Outcome<()> {
+    /// Adds what the host saw of `other` to this, and gives `other`'s answer.
+    fn absorb<T>(&mut self, other: Outcome<T>) -> Result<T, ActionError> {
+        let (mut seen, result) = other.split();
+        self.denials.append(&mut seen.denials);
+        self.connection_errors.append(&mut seen.connection_errors);
+        self.requests_sent = self.requests_sent.saturating_add(seen.requests_sent);
+        if seen.wait_stopped.is_some() {
+            self.wait_stopped = seen.wait_stopped;
+        }
+        result
     }
 }
 

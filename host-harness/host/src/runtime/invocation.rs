@@ -4,6 +4,7 @@ use crate::bindings::defender::endpoint::{credentials, progress, rate_limit};
 use crate::limits::Limits;
 use crate::limits::{CpuMeter, MemoryQuota};
 use crate::outbound::Outbound;
+use crate::rate_limit::Api;
 use crate::tenants::Tenant;
 use crate::transport::HttpClient;
 use std::sync::atomic::AtomicU64;
@@ -65,7 +66,7 @@ impl Invocation {
             outbound: Outbound::new(
                 client.clone(),
                 tenant.origin.clone(),
-                tenant.limiter.clone(),
+                tenant.budgets.clone(),
                 tenant.request_turns(),
                 limits,
             ),
@@ -124,10 +125,11 @@ impl credentials::Host for Invocation {
 }
 
 impl rate_limit::Host for Invocation {
-    async fn acquire(&mut self) -> rate_limit::Permit {
-        match self.tenant.limiter.try_acquire() {
+    async fn acquire(&mut self, api: rate_limit::Api) -> rate_limit::Permit {
+        let api = Api::from(api);
+        match self.tenant.budgets.get(api).try_acquire() {
             Ok(()) => {
-                self.outbound.add_permit();
+                self.outbound.add_permit(api);
                 rate_limit::Permit::Granted
             }
             Err(wait) => {
@@ -136,9 +138,9 @@ impl rate_limit::Host for Invocation {
         }
     }
 
-    async fn throttled(&mut self, retry_after_ms: u64) {
+    async fn throttled(&mut self, api: rate_limit::Api, retry_after_ms: u64) {
         self.outbound
-            .guest_throttled(Duration::from_millis(retry_after_ms));
+            .guest_throttled(api.into(), Duration::from_millis(retry_after_ms));
     }
 }
 

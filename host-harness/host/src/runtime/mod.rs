@@ -12,6 +12,7 @@ use crate::bindings::exports::defender::endpoint::actions::{Prepared, Quarantine
 use crate::bindings::{Defender, DefenderPre};
 use crate::limits::LimitExceeded;
 use crate::limits::Limits;
+use crate::rate_limit::Api;
 use crate::tenants::Tenant;
 use crate::transport::{ConnectionPool, HttpClient, NetworkError, Timeouts};
 use crate::{ActionError, MachineAction};
@@ -68,6 +69,9 @@ pub struct Outcome<T> {
     /// Why requests that were let through got no answer (a certificate not trusted, a proxy
     /// refusing the tunnel), in order; the component itself only sees an error code.
     pub connection_errors: Vec<String>,
+    /// Why the host stopped waiting for a fan-out's actions before the component was done (the
+    /// limit its invocation ran into); the outcomes keep the last status seen.
+    pub wait_stopped: Option<String>,
 }
 
 /// An export call in progress: the component's answer, or the trap that ended it.
@@ -157,15 +161,21 @@ impl Runtime {
         comment: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let args = (machine_id.to_owned(), sha1.to_owned(), comment.to_owned());
-        self.run(tenant, Duration::ZERO, None, move |guest, store| {
-            Box::pin(async move {
-                let (machine_id, sha1, comment) = args;
-                guest
-                    .defender_endpoint_actions()
-                    .call_stop_and_quarantine(store, &machine_id, &sha1, &comment)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            Some(Api::CreateAction),
+            Duration::ZERO,
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    let (machine_id, sha1, comment) = args;
+                    guest
+                        .defender_endpoint_actions()
+                        .call_stop_and_quarantine(store, &machine_id, &sha1, &comment)
+                        .await
+                })
+            },
+        )
         .await
     }
 
@@ -175,7 +185,7 @@ impl Runtime {
         tenant: &Tenant,
         request: QuarantineRequest,
     ) -> Result<Outcome<Prepared>, RuntimeError> {
-        self.run(tenant, Duration::ZERO, None, move |guest, store| {
+        self.run(tenant, None, Duration::ZERO, None, move |guest, store| {
             Box::pin(async move {
                 guest
                     .defender_endpoint_actions()
@@ -193,14 +203,20 @@ impl Runtime {
         action_id: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let id = action_id.to_owned();
-        self.run(tenant, Duration::ZERO, None, move |guest, store| {
-            Box::pin(async move {
-                guest
-                    .defender_endpoint_actions()
-                    .call_get_action(store, &id)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            Some(Api::GetAction),
+            Duration::ZERO,
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    guest
+                        .defender_endpoint_actions()
+                        .call_get_action(store, &id)
+                        .await
+                })
+            },
+        )
         .await
     }
 
@@ -212,15 +228,21 @@ impl Runtime {
         comment: &str,
     ) -> Result<Outcome<MachineAction>, RuntimeError> {
         let args = (action_id.to_owned(), comment.to_owned());
-        self.run(tenant, Duration::ZERO, None, move |guest, store| {
-            Box::pin(async move {
-                let (id, comment) = args;
-                guest
-                    .defender_endpoint_actions()
-                    .call_cancel_action(store, &id, &comment)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            Some(Api::CancelAction),
+            Duration::ZERO,
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    let (id, comment) = args;
+                    guest
+                        .defender_endpoint_actions()
+                        .call_cancel_action(store, &id, &comment)
+                        .await
+                })
+            },
+        )
         .await
     }
 
@@ -250,10 +272,12 @@ impl Runtime {
     }
 
     /// Instantiates the component in a fresh store for `tenant` and makes one export call,
-    /// within the tenant's wall-clock limit plus `extra_wall_clock`.
+    /// within the tenant's wall-clock limit plus `extra_wall_clock`. `first` is the API the
+    /// call begins with, whose budget it waits for before it takes a slot.
     async fn run<T>(
         &self,
         tenant: &Tenant,
+        first: Option<Api>,
         extra_wall_clock: Duration,
         progress: Option<ProgressSink>,
         call: impl for<'a> FnOnce(&'a Defender, &'a mut Store<Invocation>) -> ExportCall<'a, T>,
@@ -269,8 +293,8 @@ impl Runtime {
         // slot. One that would wait longer goes in and is told at once that it cannot.
         let _tenant_turn = tenant.invocation_turn().await;
         let waiting_since = tokio::time::Instant::now();
-        loop {
-            let wait = tenant.limiter.available_in();
+        while let Some(api) = first {
+            let wait = tenant.budgets.get(api).available_in();
             if wait.is_zero() || waiting_since.elapsed().saturating_add(wait) > wall_clock / 2 {
                 break;
             }
@@ -301,6 +325,7 @@ impl Runtime {
             denials: outbound.take_denials(),
             requests_sent: outbound.sent(),
             connection_errors: outbound.take_failures(),
+            wait_stopped: None,
         })
     }
 

@@ -1,5 +1,5 @@
 //! Tenants: what the host knows about each one (its API origin, token source, shared rate
-//! budget, limits and network setting), the clouds they live in, and the tenants file that
+//! budgets, limits and network setting), the clouds they live in, and the tenants file that
 //! describes them.
 
 mod cloud;
@@ -11,13 +11,13 @@ pub use file::{ConfigError, TenantsFile};
 use crate::credentials::TokenSource;
 use crate::limits::Limits;
 use crate::outbound::ApiOrigin;
-use crate::rate_limit::{Budget, RateLimiter};
+use crate::rate_limit::{ApiBudgets, Budget};
 use crate::transport::Network;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Everything the host knows about one tenant. Cheap to clone; clones share the limiter and
-/// the token source, which is what makes concurrent invocations share one budget.
+/// Everything the host knows about one tenant. Cheap to clone; clones share the budgets and
+/// the token source, which is what makes concurrent invocations share one budget per API.
 #[derive(Clone)]
 pub struct Tenant {
     /// The tenant's API origin: the base URL handed to the component and the only allowed
@@ -25,8 +25,9 @@ pub struct Tenant {
     pub origin: ApiOrigin,
     /// The tenant's token supplier.
     pub tokens: Arc<dyn TokenSource>,
-    /// The tenant's rate budget.
-    pub limiter: Arc<RateLimiter>,
+    /// The tenant's rate budgets, one per API; shared with every tenant that signs in as the
+    /// same application to the same directory, as the API counts them.
+    pub budgets: Arc<ApiBudgets>,
     /// The tenant's per-invocation limits; `None` takes the runtime's.
     pub limits: Option<Limits>,
     /// The tenant's proxy and extra trusted roots, laid over the runtime's; sign-in and API
@@ -49,13 +50,13 @@ pub const DEFAULT_MAX_CONCURRENT_INVOCATIONS: usize = 64;
 pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 16;
 
 impl Tenant {
-    /// A tenant at `origin` with tokens from `tokens`, the API's default budget (a limiter of
-    /// its own), the runtime's limits and the runtime's network settings.
+    /// A tenant at `origin` with tokens from `tokens`, the API's default budgets (its own), the
+    /// runtime's limits and the runtime's network settings.
     pub fn new(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Self {
         Self {
             origin,
             tokens,
-            limiter: Arc::new(RateLimiter::new(Budget::default())),
+            budgets: Arc::new(ApiBudgets::new(Budget::default())),
             limits: None,
             network: Network::default(),
             invocations: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_INVOCATIONS)),
@@ -87,9 +88,16 @@ impl Tenant {
         self.invocations.clone().acquire_owned().await.ok()
     }
 
-    /// The same tenant with a limiter of its own for `budget`.
+    /// The same tenant with budgets of its own: `budget` for each API.
     pub fn with_budget(mut self, budget: Budget) -> Self {
-        self.limiter = Arc::new(RateLimiter::new(budget));
+        self.budgets = Arc::new(ApiBudgets::new(budget));
+        self
+    }
+
+    /// The same tenant sharing `budgets`: give every tenant that signs in as the same
+    /// application to the same directory the same budgets, as the API counts them.
+    pub fn with_budgets(mut self, budgets: Arc<ApiBudgets>) -> Self {
+        self.budgets = budgets;
         self
     }
 }

@@ -11,7 +11,9 @@ mod bindings {
 
 use bindings::defender::endpoint::types::{ActionError, ActionStatus, ApiError, MachineAction};
 use bindings::defender::endpoint::{credentials, progress, rate_limit};
-use bindings::exports::defender::endpoint::actions::{MachineOutcome, Prepared, QuarantineRequest};
+use bindings::exports::defender::endpoint::actions::{
+    FanOut, MachineOutcome, Prepared, QuarantineRequest, Wait,
+};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
 
@@ -42,12 +44,18 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
             }
         }
         if steps.contains(&"throttle") {
-            rate_limit::throttled(u64::MAX);
+            rate_limit::throttled(rate_limit::Api::CreateAction, u64::MAX);
         }
-        if steps.contains(&"permit")
-            && let rate_limit::Permit::Denied(ms) = rate_limit::acquire()
-        {
-            return Err(ActionError::Transport(format!("permit denied for {ms} ms")));
+        // `permit` asks for the POST's API, `permit-get` for another API's.
+        for (step, api) in [
+            ("permit", rate_limit::Api::CreateAction),
+            ("permit-get", rate_limit::Api::GetAction),
+        ] {
+            if steps.contains(&step)
+                && let rate_limit::Permit::Denied(ms) = rate_limit::acquire(api)
+            {
+                return Err(ActionError::Transport(format!("permit denied for {ms} ms")));
+            }
         }
         if steps.contains(&"nap") {
             wasip2::clocks::monotonic_clock::subscribe_duration(300_000_000).block();
@@ -120,15 +128,15 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         let answer = send(&url, &method, authorization, steps.contains(&"hold"));
         if steps.contains(&"throttle-after") {
             // Honoured once for the 429 the host saw; the second must not re-arm the pause.
-            rate_limit::throttled(1000);
-            rate_limit::throttled(u64::MAX);
+            rate_limit::throttled(rate_limit::Api::CreateAction, 1000);
+            rate_limit::throttled(rate_limit::Api::CreateAction, u64::MAX);
         }
         Err(answer)
     }
 
     /// `comment` is the step: `progress-burst` reports 5000 updates with device-sized IDs,
     /// `progress-long-ids` 100 with 300-byte IDs.
-    fn quarantine(request: QuarantineRequest) -> Result<Vec<MachineOutcome>, ActionError> {
+    fn quarantine(request: QuarantineRequest) -> Result<FanOut, ActionError> {
         let (count, id_bytes) = match request.comment.as_str() {
             "progress-burst" => (5000, 40),
             "progress-long-ids" => (100, 300),
@@ -143,7 +151,25 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
                 is_final: false,
             });
         }
-        Ok(Vec::new())
+        Ok(FanOut {
+            outcomes: Vec::new(),
+            unlisted: None,
+        })
+    }
+
+    /// `comment` is the step: `other-devices` answers for devices it was not given; otherwise
+    /// the outcomes come back as they were.
+    fn await_actions(
+        mut outcomes: Vec<MachineOutcome>,
+        _wait: Wait,
+        comment: String,
+    ) -> Vec<MachineOutcome> {
+        if comment == "other-devices" {
+            for outcome in &mut outcomes {
+                outcome.machine_id = "f".repeat(40);
+            }
+        }
+        outcomes
     }
 
     /// `comment` is the step: `foreign-devices` names two devices nobody asked for and claims

@@ -3,9 +3,10 @@
 //! is measured here, none estimated.
 
 mod native;
+mod outbreak;
 
 use crate::Console;
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, BenchScenario};
 use anyhow::{Context, Result};
 use defender_host::credentials::Secret;
 use defender_host::{COMPONENT, Runtime, Tenant};
@@ -48,6 +49,9 @@ struct Report {
 /// Runs `bench` as its options say: the measurements, or (for measurement only) readying the
 /// runtime from a cache in this new process.
 pub async fn run(args: BenchArgs, console: &mut Console<'_>) -> Result<ExitCode> {
+    if let Some(BenchScenario::Outbreak(outbreak)) = args.scenario {
+        return outbreak::run(outbreak, console).await;
+    }
     if let Some(cache_dir) = &args.ready {
         writeln!(console.out, "{}", ready(cache_dir)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -88,6 +92,8 @@ enum Server {
 /// answers held back, which only that simulator can be told to do.
 async fn measure(server: Server, requests: usize, concurrency: usize) -> Result<Report> {
     let simulator = Simulator::start(0, Some(TOKEN)).await?;
+    // Thousands of calls a second: the API's limits would only measure the 429s.
+    simulator.set_rate_limit(None);
     let (base, token) = match server {
         Server::InProcess => (simulator.base_url(), Secret::new(TOKEN)),
         Server::External { api_url, token } => (api_url.trim_end_matches('/').to_owned(), token),

@@ -69,6 +69,31 @@ pub(super) enum IdentitySource {
     AppService,
 }
 
+impl CredentialConfig {
+    /// The application's client ID, where the credential names one (or workload identity's
+    /// environment does).
+    pub fn client_id(&self) -> Option<String> {
+        match self {
+            Self::Token { .. } => None,
+            Self::ClientSecret { client_id, .. } | Self::ClientCertificate { client_id, .. } => {
+                Some(client_id.clone())
+            }
+            Self::ManagedIdentity { client_id, .. } => client_id.clone(),
+            Self::WorkloadIdentity { client_id, .. } => {
+                client_id.clone().or_else(|| env("AZURE_CLIENT_ID"))
+            }
+        }
+    }
+
+    /// The directory ID the environment gives a credential that reads it (workload identity).
+    pub fn tenant_id_from_environment(&self) -> Option<String> {
+        match self {
+            Self::WorkloadIdentity { .. } => env("AZURE_TENANT_ID"),
+            _ => None,
+        }
+    }
+}
+
 fn env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }

@@ -1,5 +1,6 @@
 //! The tenants file (TOML): each tenant's cloud, API and sign-in URLs, credential, proxy and
-//! trust settings, rate budget and limits, resolved into [`Tenant`]s the runtime can serve.
+//! trust settings, rate budgets (one per API, shared by the entries that sign in as the same
+//! application to the same tenant) and limits, resolved into [`Tenant`]s the runtime can serve.
 //! Everything is checked when the file is loaded, before anything is sent: unknown keys, files
 //! that cannot be read or that other users can write, proxies and CA files that cannot be used.
 
@@ -9,8 +10,9 @@ mod tenant_table;
 
 use crate::tenants::Tenant;
 use crate::transport::Proxy;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tenant_table::FileTables;
+use tenant_table::{Budgets, FileTables};
 use thiserror::Error;
 
 /// The largest tenants file read.
@@ -90,11 +92,36 @@ impl TenantsFile {
             message: parse_error::describe(&e, text),
         })?;
         let mut tenants: Vec<(String, Tenant)> = Vec::new();
+        // The first tenant of each application, with its budgets as written.
+        let mut applications: HashMap<(String, String), (String, Budgets, Tenant)> = HashMap::new();
         for config in file.tenants {
             if tenants.iter().any(|(name, _)| *name == config.name) {
                 return Err(invalid(&config.name, "name", "appears twice".into()));
             }
-            let tenant = config.resolve(base)?;
+            let mut tenant = config.resolve(base)?;
+            if let Some(application) = config.application() {
+                let budgets = config.budgets();
+                match applications.get(&application) {
+                    Some((first, theirs, _)) if *theirs != budgets => {
+                        return Err(invalid(
+                            &config.name,
+                            "budget",
+                            format!(
+                                "signs in as the same application to the same tenant as \
+                                 {first:?}, whose budgets the API counts as one: give both the \
+                                 same [tenant.budget]"
+                            ),
+                        ));
+                    }
+                    Some((_, _, shared)) => {
+                        tenant = tenant.with_budgets(shared.budgets.clone());
+                    }
+                    None => {
+                        let first = (config.name.clone(), budgets, tenant.clone());
+                        applications.insert(application, first);
+                    }
+                }
+            }
             tenants.push((config.name, tenant));
         }
         Ok(Self { tenants })

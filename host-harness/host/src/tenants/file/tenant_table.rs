@@ -4,12 +4,13 @@ use super::credential_table::CredentialConfig;
 use super::invalid;
 use crate::limits::Limits;
 use crate::outbound::ApiOrigin;
-use crate::rate_limit::Budget;
+use crate::rate_limit::{Api, ApiBudgets, Budget};
 use crate::tenants::Cloud;
 use crate::tenants::Tenant;
 use crate::transport::{Network, Proxy, TrustedRoots};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ConfigError;
@@ -49,12 +50,58 @@ pub(super) struct TenantConfig {
     pub limits: Option<LimitsConfig>,
 }
 
-/// `[tenant.budget]`.
-#[derive(Debug, Deserialize)]
+/// `[tenant.budget]`: `per-minute` and `per-hour` for each API (by default the API's own, 100
+/// and 1500), and optionally an API's own, e.g. `[tenant.budget.list-actions]`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct BudgetConfig {
-    per_minute: u32,
-    per_hour: u32,
+    per_minute: Option<u32>,
+    per_hour: Option<u32>,
+    create_action: Option<ApiBudgetConfig>,
+    get_action: Option<ApiBudgetConfig>,
+    list_actions: Option<ApiBudgetConfig>,
+    cancel_action: Option<ApiBudgetConfig>,
+    file_machines: Option<ApiBudgetConfig>,
+}
+
+/// `[tenant.budget.<api>]`: what it leaves out is the tenant's `[tenant.budget]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ApiBudgetConfig {
+    per_minute: Option<u32>,
+    per_hour: Option<u32>,
+}
+
+/// A tenant's budgets as the file gives them: the one for each API, then each API's own.
+pub(super) type Budgets = (Budget, Vec<(Api, Budget)>);
+
+impl BudgetConfig {
+    fn resolve(&self) -> Budgets {
+        let default = Budget::default();
+        let each = Budget {
+            per_minute: self.per_minute.unwrap_or(default.per_minute),
+            per_hour: self.per_hour.unwrap_or(default.per_hour),
+        };
+        let own = [
+            (Api::CreateAction, &self.create_action),
+            (Api::GetAction, &self.get_action),
+            (Api::ListActions, &self.list_actions),
+            (Api::CancelAction, &self.cancel_action),
+            (Api::FileMachines, &self.file_machines),
+        ];
+        let overrides = own
+            .into_iter()
+            .filter_map(|(api, config)| {
+                let config = config.as_ref()?;
+                let budget = Budget {
+                    per_minute: config.per_minute.unwrap_or(each.per_minute),
+                    per_hour: config.per_hour.unwrap_or(each.per_hour),
+                };
+                Some((api, budget))
+            })
+            .collect();
+        (each, overrides)
+    }
 }
 
 /// `[tenant.limits]`: any subset; the rest keep their defaults.
@@ -108,11 +155,9 @@ impl TenantConfig {
             ApiOrigin::parse(api_url).map_err(|e| invalid(name, "api-url", e.to_string()))?;
         let network = self.network(base)?;
         let tokens = self.credential.token_source(self, base)?;
-        let budget = self.budget.as_ref().map_or(Budget::default(), |b| Budget {
-            per_minute: b.per_minute,
-            per_hour: b.per_hour,
-        });
-        let mut tenant = Tenant::new(origin, tokens).with_budget(budget);
+        let (each, overrides) = self.budgets();
+        let budgets = Arc::new(ApiBudgets::with_overrides(each, &overrides));
+        let mut tenant = Tenant::new(origin, tokens).with_budgets(budgets);
         // A count of things at once: at least one, at most what a runtime can run.
         let cap = |setting: &'static str, value: Option<usize>| match value {
             Some(max) if max == 0 || max > crate::MAX_IN_FLIGHT => Err(invalid(
@@ -141,6 +186,28 @@ impl TenantConfig {
         };
         tenant.network = network;
         Ok(tenant)
+    }
+
+    /// The tenant's budgets: `[tenant.budget]`, or the API's own.
+    pub fn budgets(&self) -> Budgets {
+        self.budget
+            .as_ref()
+            .map_or_else(|| BudgetConfig::default().resolve(), BudgetConfig::resolve)
+    }
+
+    /// The application this tenant signs in as, and to which directory, in lower case: the
+    /// API counts its budgets per application and tenant. `None` for a stored token or a
+    /// system-assigned identity, whose application the file does not name.
+    pub fn application(&self) -> Option<(String, String)> {
+        let client_id = self.credential.client_id()?;
+        let tenant_id = self
+            .tenant_id
+            .clone()
+            .or_else(|| self.credential.tenant_id_from_environment())?;
+        Some((
+            tenant_id.to_ascii_lowercase(),
+            client_id.to_ascii_lowercase(),
+        ))
     }
 
     fn network(&self, base: &Path) -> Result<Network, ConfigError> {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::limits::Limits;
-use crate::rate_limit::Budget;
+use crate::rate_limit::{Api, Budget};
 use crate::transport::Proxy;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -53,7 +53,9 @@ fn clouds_give_the_api_origin_budget_limits_and_proxy() {
         contoso.origin.base_url(),
         "https://api.security.microsoft.com"
     );
-    assert_eq!(contoso.limiter.budget(), Budget::default());
+    for api in Api::ALL {
+        assert_eq!(contoso.budgets.get(api).budget(), Budget::default());
+    }
     assert_eq!(contoso.limits, None);
     assert!(contoso.network.is_inherited());
     let agency = tenants.get("agency").unwrap();
@@ -61,13 +63,10 @@ fn clouds_give_the_api_origin_budget_limits_and_proxy() {
         agency.origin.base_url(),
         "https://api-gov.securitycenter.microsoft.us"
     );
-    assert_eq!(
-        agency.limiter.budget(),
-        Budget {
-            per_minute: 10,
-            per_hour: 100
-        }
-    );
+    for api in Api::ALL {
+        let budget = agency.budgets.get(api).budget();
+        assert_eq!(budget, Budget::new(10, 100), "{api}");
+    }
     let limits = agency.limits.unwrap();
     assert_eq!(limits.cpu, Duration::from_millis(500));
     assert_eq!(limits.memory_bytes, 8 * 1024 * 1024);
@@ -380,4 +379,69 @@ proptest::proptest! {
     fn any_tenants_file_loads_or_is_refused_without_a_panic(text in "[ -~\n]{0,400}") {
         let _ = TenantsFile::parse(&text, Path::new("/nonexistent"));
     }
+}
+
+/// Two entries for `app` in tenant `directory`, with `budget_a` and `budget_b` tables.
+fn two_entries(directory: &str, app: &str, budget_a: &str, budget_b: &str) -> String {
+    let entry = |name: &str, budget: &str| {
+        format!(
+            "[[tenant]]\nname = \"{name}\"\ncloud = \"commercial\"\ntenant-id = \"{directory}\"\n\
+             [tenant.credential]\nkind = \"client-secret\"\nclient-id = \"{app}\"\n\
+             secret-env = \"MDE_SECRET\"\n{budget}\n"
+        )
+    };
+    format!("{}{}", entry("a", budget_a), entry("b", budget_b))
+}
+
+#[test]
+fn each_api_may_have_a_budget_of_its_own() {
+    let text = two_entries(
+        "t1",
+        "app",
+        "[tenant.budget]\nper-minute = 50\n[tenant.budget.list-actions]\nper-hour = 3000\n\
+         [tenant.budget.cancel-action]\nper-minute = 5\nper-hour = 10",
+        "[tenant.budget]\nper-minute = 50\n[tenant.budget.list-actions]\nper-hour = 3000\n\
+         [tenant.budget.cancel-action]\nper-minute = 5\nper-hour = 10",
+    );
+    let tenants = TenantsFile::parse(&text, Path::new("/")).unwrap();
+    let budgets = &tenants.get("a").unwrap().budgets;
+    assert_eq!(
+        budgets.get(Api::CreateAction).budget(),
+        Budget::new(50, 1500)
+    );
+    assert_eq!(
+        budgets.get(Api::ListActions).budget(),
+        Budget::new(50, 3000)
+    );
+    assert_eq!(budgets.get(Api::CancelAction).budget(), Budget::new(5, 10));
+}
+
+#[test]
+fn entries_of_one_application_share_its_budgets() {
+    let text = two_entries("T1", "App", "", "");
+    let tenants = TenantsFile::parse(&text, Path::new("/")).unwrap();
+    let (a, b) = (tenants.get("a").unwrap(), tenants.get("b").unwrap());
+    assert!(std::sync::Arc::ptr_eq(&a.budgets, &b.budgets));
+    let other_app = TenantsFile::parse(
+        &two_entries("t1", "app", "", "").replace(
+            "name = \"b\"\ncloud = \"commercial\"\ntenant-id = \"t1\"\n[tenant.credential]\n\
+         kind = \"client-secret\"\nclient-id = \"app\"",
+            "name = \"b\"\ncloud = \"commercial\"\ntenant-id = \"t1\"\n[tenant.credential]\n\
+         kind = \"client-secret\"\nclient-id = \"other-app\"",
+        ),
+        Path::new("/"),
+    )
+    .unwrap();
+    assert!(!std::sync::Arc::ptr_eq(
+        &other_app.get("a").unwrap().budgets,
+        &other_app.get("b").unwrap().budgets
+    ));
+}
+
+#[test]
+fn entries_of_one_application_cannot_disagree_on_its_budgets() {
+    let text = two_entries("t1", "app", "", "[tenant.budget]\nper-minute = 10");
+    let error = error_of(&text);
+    assert!(error.contains("same application"), "{error}");
+    assert!(error.contains("\"a\""), "{error}");
 }

@@ -1,0 +1,156 @@
+//! Waiting for actions to be final: poll rounds that back off from 2 to 30 seconds, each asking
+//! about every action still waited on with one listing (`GET /api/machineactions`, this action
+//! type created since the oldest of them, page by page) or, for a single action, one `GET`;
+//! then cancelling the ones still not final when asked to.
+
+use crate::bindings::defender::endpoint::progress::Update;
+use crate::bindings::defender::endpoint::types::MachineAction;
+use crate::bindings::exports::defender::endpoint::actions::{MachineOutcome, Wait};
+use crate::call::Host;
+use crate::machine_action;
+use crate::operations::{self, created_ms, is_final};
+use crate::paging;
+use crate::request::{self, ACTIONS_PER_PAGE};
+use crate::retry::RetryPolicy;
+use crate::validate::{ActionId, Comment, LARGEST_MAX_MACHINES};
+use std::collections::HashMap;
+
+/// The first wait between polls, the factor it grows by (in tenths), and its cap.
+const FIRST_POLL_MS: u64 = 2_000;
+const POLL_GROWTH_TENTHS: u64 = 15;
+const MAX_POLL_MS: u64 = 30_000;
+/// The cancellation's reason when the request's comment cannot be used.
+const TIMED_OUT: &str = "Wait timed out; cancelled";
+
+/// Polls every action that is not final until it is, or until `wait`'s timeout counted from
+/// `started`; then cancels the rest when asked to, naming `comment` in the reason. An outcome
+/// keeps the last status seen.
+pub fn wait_for_final(
+    host: &mut impl Host,
+    outcomes: &mut [MachineOutcome],
+    started: u64,
+    wait: &Wait,
+    comment: Option<&Comment>,
+) {
+    let deadline = started.saturating_add(wait.timeout_ms);
+    let mut interval = FIRST_POLL_MS;
+    loop {
+        let pending = pending(outcomes);
+        if pending.is_empty() || host.now_ms().saturating_add(interval) > deadline {
+            break;
+        }
+        host.sleep_ms(interval);
+        interval = (interval * POLL_GROWTH_TENTHS / 10).min(MAX_POLL_MS);
+        poll_round(host, outcomes, &pending, deadline);
+    }
+    if !wait.cancel_on_timeout {
+        return;
+    }
+    let reason = comment
+        .and_then(|c| Comment::parse(&format!("{TIMED_OUT}: {}", c.as_str())).ok())
+        .or_else(|| Comment::parse(TIMED_OUT).ok());
+    let Some(reason) = reason else {
+        return;
+    };
+    for (index, id) in pending(outcomes) {
+        let policy = RetryPolicy::default();
+        if let Ok(action) = operations::cancel_action(host, &id, &reason, &policy) {
+            update(host, outcomes.get_mut(index), action);
+        }
+    }
+}
+
+/// One round: a `GET` for a single action (or for actions without a creation time), otherwise
+/// one listing of this type's actions since the oldest, matched by ID. An action the round did
+/// not see keeps its status until the next.
+fn poll_round(
+    host: &mut impl Host,
+    outcomes: &mut [MachineOutcome],
+    pending: &[(usize, ActionId)],
+    deadline: u64,
+) {
+    let policy = within(host, deadline);
+    let oldest = pending
+        .iter()
+        .map(|(index, _)| {
+            let q = outcomes.get(*index)?.outcome.as_ref().ok()?;
+            created_ms(&q.action)
+        })
+        .collect::<Option<Vec<u64>>>()
+        .and_then(|times| times.into_iter().min());
+    let since = match (pending, oldest) {
+        ([_, _, ..], Some(since)) => since,
+        _ => {
+            for (index, id) in pending {
+                if let Ok(action) = operations::get_action(host, id, &policy) {
+                    update(host, outcomes.get_mut(*index), action);
+                }
+            }
+            return;
+        }
+    };
+    let first = request::actions_since(since, ACTIONS_PER_PAGE);
+    let Ok(listing) = paging::read(host, &first, LARGEST_MAX_MACHINES, &policy) else {
+        return;
+    };
+    let mut listed: HashMap<String, MachineAction> = listing
+        .items
+        .into_iter()
+        .filter_map(|item| machine_action::from_members(&item.members, item.raw).ok())
+        .map(|action| (action.id.to_ascii_lowercase(), action))
+        .collect();
+    for (index, id) in pending {
+        if let Some(action) = listed.remove(id.as_str()) {
+            update(host, outcomes.get_mut(*index), action);
+        }
+    }
+}
+
+/// The outcomes whose action is not final, with the action's ID.
+fn pending(outcomes: &[MachineOutcome]) -> Vec<(usize, ActionId)> {
+    outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(index, o)| {
+            let q = o.outcome.as_ref().ok()?;
+            if is_final(&q.action.status) {
+                return None;
+            }
+            Some((index, ActionId::parse(&q.action.id).ok()?))
+        })
+        .collect()
+}
+
+/// A retry policy that ends with the wait.
+fn within(host: &mut impl Host, deadline: u64) -> RetryPolicy {
+    let left = deadline.saturating_sub(host.now_ms()).max(1);
+    let policy = RetryPolicy::default();
+    RetryPolicy {
+        deadline_ms: policy.deadline_ms.min(left),
+        ..policy
+    }
+}
+
+/// Records a newer view of an outcome's action, and tells the host.
+fn update(host: &mut impl Host, outcome: Option<&mut MachineOutcome>, action: MachineAction) {
+    let Some(outcome) = outcome else {
+        return;
+    };
+    report(host, &outcome.machine_id, &action);
+    if let Ok(q) = outcome.outcome.as_mut() {
+        q.action = action;
+    }
+}
+
+/// Tells the host an action's status.
+pub fn report(host: &mut impl Host, machine: &str, action: &MachineAction) {
+    host.progress(&Update {
+        machine_id: machine.to_owned(),
+        action_id: action.id.clone(),
+        status: action.status.clone(),
+        is_final: is_final(&action.status),
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+use super::*;
+use crate::bindings::defender::endpoint::types::ActionStatus;
+use crate::bindings::exports::defender::endpoint::actions::Quarantined;
+use crate::example::MACHINE;
+use crate::request::Api;
+use crate::response::RawResponse;
+use crate::script::{Script, answer};
+
+const CREATED: &str = "2026-11-27T00:00:01.5Z";
+
+fn id(n: usize) -> String {
+    format!("{n:08x}-0000-4000-8000-000000000000")
+}
+
+fn action_json(n: usize, status: &str) -> String {
+    format!(
+        r#"{{"id":"{}","status":"{status}","machineId":"{MACHINE}","creationDateTimeUtc":"{CREATED}","futureMember":[{n}]}}"#,
+        id(n)
+    )
+}
+
+fn outcomes(count: usize) -> Vec<MachineOutcome> {
+    (0..count)
+        .map(|n| MachineOutcome {
+            machine_id: format!("{n:040x}"),
+            outcome: Ok(Quarantined {
+                action: machine_action::parse(action_json(n, "Pending").as_bytes()).unwrap(),
+                adopted: false,
+            }),
+        })
+        .collect()
+}
+
+fn listing(count: usize, status: &str) -> Result<RawResponse, crate::call::SendError> {
+    let items: Vec<String> = (0..count).map(|n| action_json(n, status)).collect();
+    answer(200, &format!(r#"{{"value":[{}]}}"#, items.join(",")))
+}
+
+fn wait(timeout_ms: u64, cancel_on_timeout: bool) -> Wait {
+    Wait {
+        timeout_ms,
+        cancel_on_timeout,
+    }
+}
+
+fn status(outcome: &MachineOutcome) -> ActionStatus {
+    outcome.outcome.as_ref().unwrap().action.status.clone()
+}
+
+#[test]
+fn fifty_actions_cost_one_listing_a_round() {
+    let mut outcomes = outcomes(50);
+    let mut script = Script {
+        answers: [listing(50, "InProgress"), listing(50, "Succeeded")].into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
+    assert_eq!(script.sent.len(), 2);
+    assert_eq!(script.permit_apis, [Api::ListActions; 2]);
+    assert!(script.sent.iter().all(|s| s.contains(
+        "/api/machineactions?$filter=type%20eq%20%27StopAndQuarantineFile%27%20and%20\
+         creationDateTimeUtc%20ge%202026-11-27T00%3A00%3A01Z&$top=500 "
+    )));
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| status(o) == ActionStatus::Succeeded)
+    );
+    // The listing's JSON replaces the created one, members the record does not model included.
+    let raw = &outcomes[7].outcome.as_ref().unwrap().action.raw;
+    assert!(raw.contains(r#""futureMember":[7]"#), "{raw}");
+    assert_eq!(script.progress.len(), 100);
+    assert_eq!(script.sleeps, [2_000, 3_000]);
+}
+
+#[test]
+fn actions_missing_from_a_listing_or_a_failed_round_keep_their_status() {
+    let mut outcomes = outcomes(3);
+    let mut script = Script {
+        answers: [
+            answer(503, "{}"),
+            answer(503, "{}"),
+            answer(503, "{}"),
+            answer(503, "{}"),
+            listing(2, "Succeeded"),
+            answer(200, &action_json(2, "Failed")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
+    assert_eq!(status(&outcomes[0]), ActionStatus::Succeeded);
+    assert_eq!(status(&outcomes[2]), ActionStatus::Failed);
+    assert!(script.answers.is_empty());
+}
+
+#[test]
+fn one_action_is_polled_by_its_id() {
+    let mut outcomes = outcomes(1);
+    let mut script = Script {
+        answers: [answer(200, &action_json(0, "Succeeded"))].into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
+    assert_eq!(script.permit_apis, [Api::GetAction]);
+    assert!(script.sent[0].contains(&format!("/api/machineactions/{} ", id(0))));
+    assert_eq!(status(&outcomes[0]), ActionStatus::Succeeded);
+}
+
+#[test]
+fn the_rest_is_cancelled_at_the_timeout_naming_the_comment() {
+    let mut outcomes = outcomes(2);
+    let cancelled = |n| answer(200, &action_json(n, "Cancelled"));
+    let mut script = Script {
+        answers: [listing(2, "Pending"), cancelled(0), cancelled(1)].into(),
+        ..Default::default()
+    };
+    let comment = Comment::parse("incident 7").unwrap();
+    wait_for_final(
+        &mut script,
+        &mut outcomes,
+        0,
+        &wait(4_000, true),
+        Some(&comment),
+    );
+    assert_eq!(
+        script.permit_apis,
+        [Api::ListActions, Api::CancelAction, Api::CancelAction]
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| status(o) == ActionStatus::Cancelled)
+    );
+}
+
+#[test]
+fn errors_and_final_actions_are_left_alone() {
+    let mut outcomes = outcomes(2);
+    outcomes[0].outcome =
+        Err(crate::bindings::defender::endpoint::types::ActionError::Transport("x".into()));
+    if let Ok(q) = outcomes[1].outcome.as_mut() {
+        q.action.status = ActionStatus::Failed;
+    }
+    let mut script = Script::default();
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, true), None);
+    assert!(script.sent.is_empty());
+}
