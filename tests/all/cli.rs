@@ -655,3 +655,48 @@ async fn a_secret_pasted_into_a_tenants_file_is_never_echoed() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn every_member_the_api_sent_is_printed_as_it_sent_it() {
+    let simulator = simulator().await;
+    simulator.add_action_member(
+        "futureMember",
+        serde_json::json!({"weight": 2.50, "tags": []}),
+    );
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    // As the simulator wrote it: the member's name, order and values.
+    assert!(
+        run.out
+            .contains(r#""futureMember":{"weight":2.5,"tags":[]}"#),
+        "{}",
+        run.out
+    );
+    let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    for member in [
+        "title",
+        "scope",
+        "externalId",
+        "commands",
+        "lastUpdateDateTimeUtc",
+    ] {
+        assert!(action.get(member).is_some(), "{member} in {}", run.out);
+    }
+    assert_eq!(action["futureMember"]["tags"], serde_json::json!([]));
+
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &[
+            "--machine-id",
+            OTHER,
+            "--machine-id",
+            integration_tests::FLEET[2],
+        ],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes[1]["action"]["futureMember"]["weight"], 2.5);
+    assert_eq!(outcomes[1]["action"]["externalId"], serde_json::Value::Null);
+}

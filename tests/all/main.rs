@@ -2,12 +2,14 @@
 //! component in the real host, against the simulator (and a test CA, a CONNECT proxy, the
 //! probe component where the attacker is the guest).
 
+mod budgets;
 mod cache;
 mod cli;
 mod concurrency;
 mod hostile_probe;
 mod lifecycle;
 mod limits;
+mod listings;
 mod outbound_policy;
 mod properties;
 mod sign_in;

@@ -224,3 +224,14 @@ async fn other_defender_calls_on_the_tenants_own_api_are_refused() {
         assert!(run.hostile.requests().is_empty());
     }
 }
+
+#[tokio::test]
+async fn a_permit_for_one_api_cannot_pay_for_another() {
+    let run = beside_a_good_tenant(api, "credential,permit-get", hostile_limits()).await;
+    let denials = denied(run.result);
+    assert!(
+        denials[0].contains("not covered by a rate-limit permit for create-action"),
+        "{denials:?}"
+    );
+    assert!(run.hostile.requests().is_empty());
+}

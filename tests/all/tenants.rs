@@ -296,3 +296,50 @@ async fn a_guest_asking_for_fresh_tokens_in_a_loop_gets_the_cached_one() {
         "no 401 was seen: fifty refreshes asked, none fetched"
     );
 }
+
+#[tokio::test]
+async fn entries_of_one_app_registration_share_its_budgets() {
+    const OTHER_APP: &str = "8d2e4b6f-app";
+    let simulator = directory_with_app().await;
+    simulator.register_client(TENANT_ID, OTHER_APP, ClientProof::Secret(SECRET.into()));
+    let credential = secret_in_file();
+    // Two entries sign in as the test app, one as another app; an hour's budget of two calls.
+    let text: String = [
+        ("first", CLIENT_ID),
+        ("second", CLIENT_ID),
+        ("other", OTHER_APP),
+    ]
+    .iter()
+    .map(|(name, app)| {
+        lab_tenants_file(
+            &simulator.base_url(),
+            "",
+            &credential.replace(CLIENT_ID, app),
+        )
+        .replace("name = \"lab\"", &format!("name = \"{name}\""))
+            + "[tenant.budget]\nper-hour = 2\n"
+    })
+    .collect();
+    let tenants = TenantsFile::parse(&text, &fixtures()).expect("a valid tenants file");
+    let entry = |name: &str| tenants.get(name).unwrap().clone();
+    quarantine_on(&entry("first"), integration_tests::FLEET[1])
+        .await
+        .expect("the first action");
+    quarantine_on(&entry("second"), integration_tests::FLEET[2])
+        .await
+        .expect("the second action, from the same app's budget");
+    let refused = quarantine_on(&entry("first"), MACHINE).await;
+    let Err(ActionError::RateLimited(limited)) = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(limited.api.is_none() && limited.retry_after_ms > 3_500_000);
+    quarantine_on(&entry("other"), MACHINE)
+        .await
+        .expect("another app has a budget of its own");
+    let posts = simulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.starts_with("/api/machines/"))
+        .count();
+    assert_eq!(posts, 3);
+}
