@@ -115,8 +115,8 @@ fn everywhere(
     max: usize,
     policy: &RetryPolicy,
 ) -> Result<(Vec<Target>, Option<ActionError>), ActionError> {
-    let first = request::machines_with_file(sha1, MACHINES_PER_PAGE);
-    let listing = paging::read(host, &first, max, policy)?;
+    let first = request::machines_with_file(sha1);
+    let listing = paging::read(host, &first, MACHINES_PER_PAGE, max, |_| true, policy)?;
     let past_cap = || {
         invalid(
             "max-machines",

@@ -6,6 +6,7 @@
 
 use crate::bindings::defender::endpoint::types::{ActionStatus, MachineAction, RelatedFile};
 use serde::Deserialize;
+use serde_json::error::Category;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -34,6 +35,8 @@ pub struct Page {
     /// The page's objects, in the API's order (members of `value` that are not objects are
     /// skipped).
     pub items: Vec<Listed>,
+    /// How many members `value` had, objects or not.
+    pub count: usize,
     /// `@odata.nextLink`: where the next page is, when the API paged the answer.
     pub next_link: Option<String>,
 }
@@ -50,14 +53,15 @@ struct Wire<'a> {
 
 /// Reads a page of a listing, `{"value": [{...}, ...]}` with an optional `@odata.nextLink`.
 pub fn parse_listing(body: &[u8]) -> Result<Page, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 JSON".to_string())?;
-    serde_json::from_str::<Value>(text).map_err(|e| format!("the body is not JSON ({e})"))?;
-    let wire: Wire<'_> = serde_json::from_str(text)
-        .map_err(|e| format!("the body is not a listing (`value` list, `nextLink`): {e}"))?;
+    let wire: Wire<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data => format!("the body is not a listing (`value` list, `nextLink`): {e}"),
+        _ => format!("the body is not JSON ({e})"),
+    })?;
+    let count = wire.value.len();
     let items = wire
         .value
         .into_iter()
-        .filter_map(|raw| match serde_json::from_str(raw.get()) {
+        .filter_map(|raw| match serde_json::from_slice(raw.get().as_bytes()) {
             Ok(Value::Object(members)) => Some(Listed {
                 raw: raw.get().to_owned(),
                 members,
@@ -67,6 +71,7 @@ pub fn parse_listing(body: &[u8]) -> Result<Page, String> {
         .collect();
     Ok(Page {
         items,
+        count,
         next_link: wire.next_link,
     })
 }
@@ -195,7 +200,8 @@ mod tests {
             (br#"{"value":{}}"#, "not a listing"),
             (br#"{"value":[],"@odata.nextLink":5}"#, "not a listing"),
             (br#"{"value":[],"value":[]}"#, "not a listing"),
-            (b"\xff", "not UTF-8"),
+            (b"\xff", "not JSON"),
+            (b"{\"value\":[\"\xff\"]}", "not JSON"),
         ] {
             let why = parse_listing(body).unwrap_err();
             assert!(why.contains(says), "{why}");

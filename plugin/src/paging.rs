@@ -35,79 +35,119 @@ pub enum Stopped {
     Failed(ActionError),
 }
 
-/// Reads the listing `first` begins, until its end or until more than `enough` objects were
-/// read. The first page's failure is the call's (nothing was listed); a later one, or a link
-/// that cannot be followed, stops the reading with what was read until then.
+/// Reads the listing `first` begins, keeping the objects `keep` wants, until its end or until
+/// more than `enough` were kept. A page of ours too large to read is asked for again with half the `$top` (or with
+/// `page_size`, when `first` named none). Failing before any page was read is the call's
+/// failure (nothing was listed); a later failure, or a link that cannot be followed, stops the
+/// reading with what was read until then.
 pub fn read(
     host: &mut impl Host,
     first: &ApiRequest,
+    page_size: usize,
     enough: usize,
+    mut keep: impl FnMut(&Listed) -> bool,
     policy: &RetryPolicy,
 ) -> Result<Listing, ActionError> {
-    let mut items = Vec::new();
+    let mut reading = Reading {
+        items: Vec::new(),
+        pages: 0,
+        offset: 0,
+        asked: first.per_page(),
+        since_asked: 0,
+        last_first: None,
+    };
     let mut links = HashSet::new();
-    let mut request = first.clone();
-    let mut per_page = first.per_page();
-    let mut from_link = false;
-    for page in 0..MAX_PAGES {
-        let stop = |items, error| match page {
-            0 => Err(error),
-            _ => Ok(Listing {
-                items,
-                stopped: Some(Stopped::Failed(error)),
-            }),
-        };
+    let (mut request, mut ours) = (first.clone(), true);
+    for _ in 0..MAX_PAGES {
         let answer = match perform(host, &request, policy) {
             Ok(answer) => answer,
-            Err(failure) => return stop(items, failure.into()),
+            Err(failure) => return reading.failed(failure.into()),
         };
-        // A page of ours too large to read is asked for again in halves.
-        if let (true, false, Some(size @ 2..)) = (answer.truncated, from_link, per_page) {
-            per_page = Some(size / 2);
-            request = first.page(items.len(), size / 2);
+        let smaller = match reading.asked {
+            None => Some(page_size.max(1)),
+            Some(size) => Some(size / 2).filter(|half| *half > 0),
+        };
+        if let (true, true, Some(size)) = (answer.truncated, ours, smaller) {
+            (reading.asked, reading.since_asked) = (Some(size), 0);
+            request = first.page(reading.offset, size);
             continue;
         }
-        let parsed = match response::listing(&answer) {
-            Ok(parsed) => parsed,
-            Err(error) => return stop(items, error),
+        let page = match response::listing(&answer) {
+            Ok(page) => page,
+            Err(error) => return reading.failed(error),
         };
-        let full = per_page.is_some_and(|size| parsed.items.len() >= size);
-        items.extend(parsed.items);
-        let next = match parsed.next_link {
+        // An API that ignores `$skip`, or a link that leads back, sends a page again.
+        let page_first = page.items.first().map(|item| item.raw.clone());
+        if page_first.is_some() && page_first == reading.last_first {
+            return reading.failed(upstream("the API sent the same page again".into()));
+        }
+        reading.pages += 1;
+        reading.offset = reading.offset.saturating_add(page.count);
+        reading.since_asked = reading.since_asked.saturating_add(page.count);
+        reading.last_first = page_first;
+        reading
+            .items
+            .extend(page.items.into_iter().filter(|item| keep(item)));
+        // The pages since our last request hold all it asked for: there may be more.
+        let full = reading
+            .asked
+            .is_some_and(|size| reading.since_asked >= size);
+        let next = match page.next_link {
             Some(link) if !links.insert(link.clone()) => Err(unfollowed(&link, "was sent before")),
-            Some(link) => follow(host, first, &link).map(|next| Some((next, true))),
-            None if full => Ok(per_page.map(|size| (first.page(items.len(), size), false))),
+            Some(link) => follow(host, first, &link).map(|next| Some((next, false))),
+            None if full => Ok(reading
+                .asked
+                .map(|size| (first.page(reading.offset, size), true))),
             None => Ok(None),
         };
-        let (next, linked) = match next {
-            Ok(Some(next)) => next,
-            Ok(None) => {
-                return Ok(Listing {
-                    items,
-                    stopped: None,
-                });
+        match next {
+            Ok(None) => return Ok(reading.done(None)),
+            Err(error) => return reading.failed(error),
+            Ok(Some(_)) if reading.items.len() > enough => {
+                return Ok(reading.done(Some(Stopped::Enough)));
             }
-            Err(error) => {
-                return Ok(Listing {
-                    items,
-                    stopped: Some(Stopped::Failed(error)),
-                });
+            Ok(Some((next, is_ours))) => {
+                if is_ours {
+                    reading.since_asked = 0;
+                }
+                (request, ours) = (next, is_ours);
             }
-        };
-        if items.len() > enough {
-            return Ok(Listing {
-                items,
-                stopped: Some(Stopped::Enough),
-            });
         }
-        (request, from_link) = (next, linked);
     }
-    Ok(Listing {
-        items,
-        stopped: Some(Stopped::Failed(upstream(format!(
-            "the listing went on past {MAX_PAGES} pages"
-        )))),
-    })
+    let past = format!("the listing went on past {MAX_PAGES} pages");
+    reading.failed(upstream(past))
+}
+
+/// A listing being read.
+struct Reading {
+    items: Vec<Listed>,
+    /// Pages read.
+    pages: usize,
+    /// Members of `value` received, objects or not: where the next `$skip` starts.
+    offset: usize,
+    /// The `$top` of our last request, if it named one.
+    asked: Option<usize>,
+    /// Members received since our last request.
+    since_asked: usize,
+    /// The first object of the last page, as sent.
+    last_first: Option<String>,
+}
+
+impl Reading {
+    fn done(self, stopped: Option<Stopped>) -> Listing {
+        Listing {
+            items: self.items,
+            stopped,
+        }
+    }
+
+    /// The call's failure before any page was read; after, what was read and why it stopped.
+    fn failed(self, error: ActionError) -> Result<Listing, ActionError> {
+        match self.pages {
+            0 => Err(error),
+            _ => Ok(self.done(Some(Stopped::Failed(error)))),
+        }
+    }
 }
 
 /// The request for `link`, the API's `@odata.nextLink`: only a link below the granted base URL,

@@ -5,8 +5,8 @@ use crate::timestamp;
 use crate::validate::{ActionId, Comment, MachineId, Sha1};
 use serde::Serialize;
 
-/// Devices asked for per page of `files/{sha1}/machines`: a Machine is about 1 KB, so a page
-/// stays well inside the 1 MiB the component reads of an answer.
+/// Devices asked for per page of `files/{sha1}/machines` when its answer is too large to read
+/// whole: a Machine is about 1 KB, so a page stays well inside the 1 MiB the component reads.
 pub const MACHINES_PER_PAGE: usize = 200;
 /// Actions asked for per page of `machineactions`: an action is under 1 KB with a short comment;
 /// a page that is too large anyway is asked for again in halves.
@@ -173,12 +173,13 @@ pub fn actions_since(since_ms: u64, per_page: usize) -> ApiRequest {
     )
 }
 
-/// `GET /api/files/{sha1}/machines?$top={per_page}`: the first page of the devices that have
-/// seen the file.
-pub fn machines_with_file(sha1: &Sha1, per_page: usize) -> ApiRequest {
+/// `GET /api/files/{sha1}/machines`: the devices that have seen the file, as the API's page
+/// shows it (it documents no query options; the API's `nextLink` is followed, and `$top` is
+/// tried only when an answer is too large to read).
+pub fn machines_with_file(sha1: &Sha1) -> ApiRequest {
     get(
         Api::FileMachines,
-        format!("/api/files/{}/machines?$top={per_page}", sha1.as_str()),
+        format!("/api/files/{}/machines", sha1.as_str()),
     )
 }
 
@@ -193,10 +194,10 @@ impl ApiRequest {
             })
             .collect();
         let top = format!("$top={per_page}");
-        let skip = format!("$skip={skip}");
+        let from = format!("$skip={skip}");
         kept.push(&top);
-        if !skip.ends_with("=0") {
-            kept.push(&skip);
+        if skip > 0 {
+            kept.push(&from);
         }
         ApiRequest {
             path: format!("{path}?{}", kept.join("&")),
@@ -280,11 +281,9 @@ mod tests {
             )
         );
         let sha1 = Sha1::parse(SHA1).unwrap();
-        let machines = machines_with_file(&sha1, 200);
-        assert_eq!(
-            machines.path,
-            format!("/api/files/{SHA1}/machines?$top=200")
-        );
+        let machines = machines_with_file(&sha1);
+        assert_eq!(machines.path, format!("/api/files/{SHA1}/machines"));
+        assert_eq!(machines.per_page(), None);
         assert_eq!(machines.api, Api::FileMachines);
         assert_eq!(
             machines.page(400, 100).path,

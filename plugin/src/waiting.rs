@@ -1,24 +1,28 @@
 //! Waiting for actions to be final: poll rounds that back off from 2 to 30 seconds, each asking
-//! about every action still waited on with one listing (`GET /api/machineactions`, this action
-//! type created since the oldest of them, page by page) or, for a single action, one `GET`;
-//! then cancelling the ones still not final when asked to.
+//! about every action this run created with one listing (`GET /api/machineactions`, this action
+//! type created since the oldest of them, page by page until all are seen), and about an
+//! adopted action or a single one with a `GET`; then cancelling the ones still not final when
+//! asked to.
 
 use crate::bindings::defender::endpoint::progress::Update;
 use crate::bindings::defender::endpoint::types::MachineAction;
 use crate::bindings::exports::defender::endpoint::actions::{MachineOutcome, Wait};
 use crate::call::Host;
 use crate::machine_action;
+use crate::machine_action::Listed;
 use crate::operations::{self, created_ms, is_final};
 use crate::paging;
 use crate::request::{self, ACTIONS_PER_PAGE};
 use crate::retry::RetryPolicy;
-use crate::validate::{ActionId, Comment, LARGEST_MAX_MACHINES};
-use std::collections::HashMap;
+use crate::validate::{ActionId, Comment};
+use std::collections::{HashMap, HashSet};
 
 /// The first wait between polls, the factor it grows by (in tenths), and its cap.
 const FIRST_POLL_MS: u64 = 2_000;
 const POLL_GROWTH_TENTHS: u64 = 15;
 const MAX_POLL_MS: u64 = 30_000;
+/// The most actions a round polls one by one when its listing stopped before its end.
+const MAX_GETS_FOR_MISSED: usize = 20;
 /// The cancellation's reason when the request's comment cannot be used.
 const TIMED_OUT: &str = "Wait timed out; cancelled";
 
@@ -60,8 +64,10 @@ pub fn wait_for_final(
     }
 }
 
-/// One round: a `GET` for a single action (or for actions without a creation time), otherwise
-/// one listing of this type's actions since the oldest, matched by ID. An action the round did
+/// One round: one listing of this type's actions created since the oldest of this run's
+/// (actions it created, with a creation time), matched by ID and read only until all are seen;
+/// a `GET` for each of the others (adopted actions, which may be much older, and a single
+/// action), and for those an incomplete listing missed, up to a few. An action the round did
 /// not see keeps its status until the next.
 fn poll_round(
     host: &mut impl Host,
@@ -70,40 +76,68 @@ fn poll_round(
     deadline: u64,
 ) {
     let policy = within(host, deadline);
-    let oldest = pending
+    let created_here = |index: usize| {
+        let q = outcomes.get(index)?.outcome.as_ref().ok()?;
+        created_ms(&q.action).filter(|_| !q.adopted)
+    };
+    let (listed, mut one_by_one): (Vec<_>, Vec<_>) = pending
         .iter()
-        .map(|(index, _)| {
-            let q = outcomes.get(*index)?.outcome.as_ref().ok()?;
-            created_ms(&q.action)
-        })
-        .collect::<Option<Vec<u64>>>()
-        .and_then(|times| times.into_iter().min());
-    let since = match (pending, oldest) {
-        ([_, _, ..], Some(since)) => since,
-        _ => {
-            for (index, id) in pending {
-                if let Ok(action) = operations::get_action(host, id, &policy) {
-                    update(host, outcomes.get_mut(*index), action);
-                }
-            }
-            return;
+        .cloned()
+        .partition(|(index, _)| created_here(*index).is_some());
+    let since = listed
+        .iter()
+        .filter_map(|(index, _)| created_here(*index))
+        .min();
+    match (since, listed.len()) {
+        (Some(since), 2..) => {
+            let missed = list_round(host, outcomes, &listed, since, &policy);
+            one_by_one.extend(missed.into_iter().take(MAX_GETS_FOR_MISSED));
         }
-    };
+        _ => one_by_one.extend(listed),
+    }
+    for (index, id) in one_by_one {
+        if let Ok(action) = operations::get_action(host, &id, &policy) {
+            update(host, outcomes.get_mut(index), action);
+        }
+    }
+}
+
+/// One listing for `listed`, each action found recorded; the ones an incomplete listing did
+/// not reach.
+fn list_round(
+    host: &mut impl Host,
+    outcomes: &mut [MachineOutcome],
+    listed: &[(usize, ActionId)],
+    since: u64,
+    policy: &RetryPolicy,
+) -> Vec<(usize, ActionId)> {
+    let wanted: HashSet<&str> = listed.iter().map(|(_, id)| id.as_str()).collect();
     let first = request::actions_since(since, ACTIONS_PER_PAGE);
-    let Ok(listing) = paging::read(host, &first, LARGEST_MAX_MACHINES, &policy) else {
-        return;
+    // Reading stops once every action waited on was seen.
+    let enough = listed.len().saturating_sub(1);
+    let keep = |item: &Listed| {
+        machine_action::text(&item.members, "id")
+            .is_some_and(|id| wanted.contains(id.to_ascii_lowercase().as_str()))
     };
-    let mut listed: HashMap<String, MachineAction> = listing
+    let Ok(listing) = paging::read(host, &first, ACTIONS_PER_PAGE, enough, keep, policy) else {
+        return Vec::new();
+    };
+    let complete = listing.stopped.is_none();
+    let mut found: HashMap<String, MachineAction> = listing
         .items
         .into_iter()
         .filter_map(|item| machine_action::from_members(&item.members, item.raw).ok())
         .map(|action| (action.id.to_ascii_lowercase(), action))
         .collect();
-    for (index, id) in pending {
-        if let Some(action) = listed.remove(id.as_str()) {
-            update(host, outcomes.get_mut(*index), action);
+    let mut missed = Vec::new();
+    for (index, id) in listed {
+        match found.remove(id.as_str()) {
+            Some(action) => update(host, outcomes.get_mut(*index), action),
+            None if !complete => missed.push((*index, id.clone())),
+            None => {}
         }
     }
+    missed
 }
 
 /// The outcomes whose action is not final, with the action's ID.

@@ -204,3 +204,38 @@ async fn more_devices_than_the_cap_are_reported_not_acted_on() {
     assert!(done.outcomes[2..].iter().all(|o| o.outcome.is_err()));
     assert_eq!(paths(&simulator, "POST", "/api/machines/").len(), 2);
 }
+
+#[tokio::test]
+async fn an_outbreak_of_a_thousand_devices_comes_back_whole() {
+    let simulator = simulator().await;
+    simulator.set_rate_limit(None);
+    let fleet = devices(1000);
+    let named: Vec<&str> = fleet.iter().map(String::as_str).collect();
+    simulator.file_seen_on(SHA1, &named);
+    let tenant = integration_tests::tenant_with(
+        &simulator,
+        std::sync::Arc::new(defender_host::credentials::StaticToken::new(
+            defender_host::credentials::Secret::new(integration_tests::TOKEN),
+        )),
+        defender_host::rate_limit::Budget::new(100_000, 100_000),
+    );
+    let wait = Wait {
+        timeout_ms: 120_000,
+        cancel_on_timeout: false,
+    };
+    // Every outcome, with the API's JSON of each, is more than one call may hand back by
+    // default: the call's limits grow with its devices.
+    let outcome = component()
+        .quarantine(&tenant, request(Targets::Everywhere, Some(wait)), None)
+        .await
+        .expect("the call completes");
+    assert!(outcome.wait_stopped.is_none());
+    let done = outcome.result.expect("the request is valid");
+    assert!(done.unlisted.is_none());
+    assert_eq!(listed_ids(&done), named);
+    for outcome in &done.outcomes {
+        let q = outcome.outcome.as_ref().expect("an action");
+        assert_eq!(q.action.status, ActionStatus::Succeeded);
+        assert!(q.action.raw.contains("\"requestSource\""));
+    }
+}

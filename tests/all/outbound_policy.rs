@@ -235,3 +235,14 @@ async fn a_permit_for_one_api_cannot_pay_for_another() {
     );
     assert!(run.hostile.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_permit_kept_for_later_pays_for_nothing() {
+    let run = beside_a_good_tenant(api, "credential,permit,late", hostile_limits()).await;
+    let denials = denied(run.result);
+    assert!(
+        denials[0].contains("granted in the last 1 s"),
+        "{denials:?}"
+    );
+    assert!(run.hostile.requests().is_empty());
+}

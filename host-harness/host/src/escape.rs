@@ -14,13 +14,19 @@ pub fn escape(text: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() || reorders(c) => {
+            c if is_unsafe(c) => {
                 out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
             }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Whether `c` is one [`escape`] writes as an escape: a control character, a bidirectional
+/// formatting character, or a line or paragraph separator.
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control() || reorders(c)
 }
 
 /// Marks, embeddings, overrides and isolates (Unicode's bidirectional formatting characters),

@@ -4,7 +4,9 @@
 //! GET moves it, so a client that waits by listing sees progress; and
 //! `GET /api/files/{sha1}/machines` ("Get file related machines", learn.microsoft.com/
 //! defender-endpoint/api/get-file-related-machines), in the order `file_seen_on` declared them;
-//! for a file never seen, "If the file doesn't exist, an empty set is returned" with 200.
+//! for a file never seen, "If the file doesn't exist, an empty set is returned" with 200; that
+//! page documents no query options, so `$top` is refused there (`$skip` is taken only because
+//! the simulator's own next links use it).
 //! Each body is `{"@odata.context", "value"}`, then `@odata.nextLink` when items remain.
 
 use super::Shared;
@@ -69,6 +71,11 @@ fn actions_page(shared: &Shared, path: &str, query: &str) -> Listing {
 
 fn machines_page(shared: &Shared, sha1: &str, path: &str, query: &str) -> Listing {
     let options = paging::parse(query, false)?;
+    // The page documents no query options: only the `$skip` of this simulator's own next links
+    // is taken, so a client that asks for a page size here is refused, as the API may.
+    if options.top.is_some() {
+        return Err(QueryError::Unsupported("$top".into()));
+    }
     let api = shared.api();
     let machines = api
         .files

@@ -2,8 +2,8 @@
 //! "List MachineActions" (learn.microsoft.com/defender-endpoint/api/
 //! get-machineactions-collection): "Maximum page size is 10,000", `$top` "with max value of
 //! 10,000", `$skip`, and `$filter` on six properties ([`crate::filter`]); "Get file related
-//! machines" (learn.microsoft.com/defender-endpoint/api/get-file-related-machines) pages the
-//! same way without `$filter`. OData's server-driven paging (OData 4.0 Protocol §11.2.5.7, "the
+//! machines" (learn.microsoft.com/defender-endpoint/api/get-file-related-machines) documents no
+//! options: it pages by next link alone (`$top` is refused there, `crate::listings`). OData's server-driven paging (OData 4.0 Protocol §11.2.5.7, "the
 //! service returns a next link"): a page that does not hold every item carries
 //! `@odata.nextLink`, the URL of the next page, which a client must follow. The simulator
 //! refuses with 400 `ODataError` a `$top` outside 1..=10000, a `$skip` that is not a

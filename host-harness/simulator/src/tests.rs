@@ -160,9 +160,12 @@ fn bad_query_options_are_odata_errors() {
             assert_eq!(answered.status, 400, "{query}");
             assert_eq!(answered.body["error"]["code"], "ODataError", "{query}");
         }
-        let path = format!("/api/files/{SHA1}/machines?$filter=id%20eq%20%27x%27");
-        let answered = get(&simulator, &path).await;
-        assert_eq!(answered.body["error"]["code"], "ODataError");
+        for query in ["$filter=id%20eq%20%27x%27", "$top=2"] {
+            let path = format!("/api/files/{SHA1}/machines?{query}");
+            let answered = get(&simulator, &path).await;
+            assert_eq!(answered.status, 400, "{query}");
+            assert_eq!(answered.body["error"]["code"], "ODataError", "{query}");
+        }
     });
 }
 

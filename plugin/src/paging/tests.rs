@@ -8,7 +8,7 @@ use crate::validate::Sha1;
 const BASE: &str = "https://api.security.microsoft.com";
 
 fn first(per_page: usize) -> ApiRequest {
-    machines_with_file(&Sha1::parse(SHA1).unwrap(), per_page)
+    machines_with_file(&Sha1::parse(SHA1).unwrap()).page(0, per_page)
 }
 
 fn page(ids: &[&str], next: Option<&str>) -> Result<RawResponse, crate::call::SendError> {
@@ -43,7 +43,14 @@ fn paths(script: &Script) -> Vec<String> {
 }
 
 fn read_with(script: &mut Script, per_page: usize, enough: usize) -> Result<Listing, ActionError> {
-    read(script, &first(per_page), enough, &RetryPolicy::default())
+    read(
+        script,
+        &first(per_page),
+        per_page,
+        enough,
+        |_| true,
+        &RetryPolicy::default(),
+    )
 }
 
 fn failure(listing: &Listing) -> String {
@@ -61,6 +68,7 @@ fn follows_next_links_to_the_end_and_charges_each_page_to_its_api() {
             page(&["a", "b"], Some(&second)),
             page(&["c", "d"], Some(&third)),
             page(&["e"], None),
+            page(&[], None),
         ]
         .into(),
         ..Default::default()
@@ -68,11 +76,15 @@ fn follows_next_links_to_the_end_and_charges_each_page_to_its_api() {
     let listing = read_with(&mut script, 2, 100).unwrap();
     assert_eq!(ids(&listing), ["a", "b", "c", "d", "e"]);
     assert!(listing.stopped.is_none());
-    assert_eq!(
-        paths(&script),
-        ["?$top=2", "?$top=2&$skip=2", "?$top=2&$skip=4"]
-    );
-    assert_eq!(script.permit_apis, [Api::FileMachines; 3]);
+    // The links gave more than the $top asked for, so there may be more: asked for by $skip.
+    let expected = [
+        "?$top=2",
+        "?$top=2&$skip=2",
+        "?$top=2&$skip=4",
+        "?$top=2&$skip=5",
+    ];
+    assert_eq!(paths(&script), expected);
+    assert_eq!(script.permit_apis, [Api::FileMachines; 4]);
 }
 
 #[test]
@@ -182,10 +194,107 @@ fn a_page_too_large_is_asked_for_again_in_halves() {
 #[test]
 fn a_listing_without_end_stops_at_the_page_limit() {
     let mut script = Script {
-        answers: (0..MAX_PAGES).map(|_| page(&["a"], None)).collect(),
+        answers: (0..MAX_PAGES)
+            .map(|n| page(&[format!("a{n}").as_str()], None))
+            .collect(),
         ..Default::default()
     };
     let listing = read_with(&mut script, 1, usize::MAX).unwrap();
     assert_eq!(listing.items.len(), MAX_PAGES);
     assert!(failure(&listing).contains("pages"));
+}
+
+#[test]
+fn a_page_sent_again_ends_the_listing() {
+    // An API that ignores `$skip` answers the first page again.
+    let mut script = Script {
+        answers: [page(&["a", "b"], None), page(&["a", "b"], None)].into(),
+        ..Default::default()
+    };
+    let listing = read_with(&mut script, 2, 100).unwrap();
+    assert_eq!(ids(&listing), ["a", "b"]);
+    assert!(failure(&listing).contains("same page again"));
+}
+
+#[test]
+fn a_server_page_smaller_than_asked_is_followed_to_the_end() {
+    // Asked for 4, the server pages by 2 within them: after its last link, 4 arrived, so
+    // there may be more, asked for by $skip.
+    let mut script = Script {
+        answers: [
+            page(&["a", "b"], Some(&link("$top=2&$skip=2"))),
+            page(&["c", "d"], None),
+            page(&["e"], None),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let listing = read_with(&mut script, 4, 100).unwrap();
+    assert_eq!(ids(&listing), ["a", "b", "c", "d", "e"]);
+    assert_eq!(paths(&script)[2], "?$top=4&$skip=4");
+}
+
+#[test]
+fn members_that_are_not_objects_still_count_for_skip() {
+    let mut script = Script {
+        answers: [
+            answer(200, r#"{"value":[{"id":"a"},null]}"#),
+            page(&["c"], None),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let listing = read_with(&mut script, 2, 100).unwrap();
+    assert_eq!(ids(&listing), ["a", "c"]);
+    assert_eq!(paths(&script)[1], "?$top=2&$skip=2");
+}
+
+#[test]
+fn a_failure_before_any_page_is_the_calls_even_after_halving() {
+    let mut too_large = page(&["a"], None).unwrap();
+    too_large.truncated = true;
+    let mut script = Script {
+        answers: [Ok(too_large), answer(200, "<html>")].into(),
+        ..Default::default()
+    };
+    assert!(read_with(&mut script, 4, 100).is_err());
+}
+
+#[test]
+fn a_listing_that_names_no_size_is_paged_once_too_large() {
+    let mut too_large = page(&["a"], None).unwrap();
+    too_large.truncated = true;
+    let mut script = Script {
+        answers: [Ok(too_large), page(&["a", "b"], None)].into(),
+        ..Default::default()
+    };
+    let first = machines_with_file(&Sha1::parse(SHA1).unwrap());
+    let listing = read(
+        &mut script,
+        &first,
+        200,
+        100,
+        |_| true,
+        &RetryPolicy::default(),
+    )
+    .unwrap();
+    assert_eq!(ids(&listing), ["a", "b"]);
+    assert_eq!(paths(&script), ["", "?$top=200"]);
+}
+
+#[test]
+fn only_the_objects_kept_count_as_enough() {
+    let mut script = Script {
+        answers: [
+            page(&["x", "a"], Some(&link("$skip=2"))),
+            page(&["y", "b"], Some(&link("$skip=4"))),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let keep = |item: &Listed| item.members["id"] != "x" && item.members["id"] != "y";
+    let listing = read(&mut script, &first(2), 2, 1, keep, &RetryPolicy::default()).unwrap();
+    assert_eq!(ids(&listing), ["a", "b"]);
+    assert!(matches!(listing.stopped, Some(Stopped::Enough)));
+    assert_eq!(script.sent.len(), 2);
 }

@@ -146,3 +146,62 @@ fn errors_and_final_actions_are_left_alone() {
     wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, true), None);
     assert!(script.sent.is_empty());
 }
+
+#[test]
+fn an_adopted_action_is_polled_by_its_id_and_the_rest_by_listing() {
+    let mut outcomes = outcomes(3);
+    if let Ok(q) = outcomes[2].outcome.as_mut() {
+        // Adopted: created long before this run, so not worth listing a week of actions for.
+        q.adopted = true;
+        q.action.creation_date_time_utc = Some("2026-11-20T00:00:00Z".into());
+    }
+    let mut script = Script {
+        answers: [
+            listing(2, "Succeeded"),
+            answer(200, &action_json(2, "Succeeded")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
+    assert_eq!(script.permit_apis, [Api::ListActions, Api::GetAction]);
+    assert!(
+        script.sent[0].contains("ge%202026-11-27T00%3A00%3A01Z"),
+        "{}",
+        script.sent[0]
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| status(o) == ActionStatus::Succeeded)
+    );
+}
+
+#[test]
+fn a_listing_is_read_only_until_every_action_is_seen() {
+    let mut outcomes = outcomes(2);
+    let page = |from: usize| {
+        let items: Vec<String> = (from..from + 2)
+            .map(|n| action_json(n, "Succeeded"))
+            .collect();
+        let next = "https://api.security.microsoft.com/api/machineactions?$skip=9";
+        answer(
+            200,
+            &format!(
+                r#"{{"value":[{}],"@odata.nextLink":"{next}"}}"#,
+                items.join(",")
+            ),
+        )
+    };
+    let mut script = Script {
+        answers: [page(0)].into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
+    assert_eq!(script.sent.len(), 1, "the next page is not read");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| status(o) == ActionStatus::Succeeded)
+    );
+}

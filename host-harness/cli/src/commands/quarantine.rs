@@ -52,6 +52,8 @@ pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<Exit
     drained?;
     let outcome = outcome?;
     print_host_notes(&outcome, console)?;
+    // The actions exist, but what became of them is not known: not a success.
+    let wait_stopped = outcome.wait_stopped.is_some();
     let fan_out = match outcome.result {
         Ok(fan_out) => fan_out,
         Err(error) => return print_error(&error, console),
@@ -72,6 +74,7 @@ pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<Exit
             diagnostic(console, &line)?;
             Ok(ExitCode::FAILURE)
         }
+        None if wait_stopped => Ok(ExitCode::FAILURE),
         None => Ok(code),
     }
 }

@@ -2,15 +2,17 @@
 //! spelling), so existing parsers work, and an [`ActionError`] as one line that names the
 //! field, or the HTTP status with the API's code, message and correlation ID.
 
+use defender_host::escape::is_unsafe;
 use defender_host::{ActionError, ApiError, MachineAction, MachineOutcome};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-/// The action's JSON object exactly as the API sent it (the component's `raw`), with only the
-/// white space between its tokens taken out, so no line break or carriage return of the API's
-/// reaches the terminal; or, when the component gave none that is a JSON object, the typed
-/// record written with the API's names.
+/// The action's JSON object as the API sent it (the component's `raw`), with the white space
+/// between its tokens taken out and, inside its strings, every character a terminal would act
+/// on written as a JSON `\uXXXX` escape (the same text once decoded), so nothing the API sent
+/// can move the cursor or reorder a line; or, when the component gave none that is a JSON
+/// object, the typed record written with the API's names.
 pub fn action_raw(action: &MachineAction) -> serde_json::Result<Box<RawValue>> {
     let compact = compact(&action.raw);
     if compact.starts_with('{')
@@ -21,7 +23,8 @@ pub fn action_raw(action: &MachineAction) -> serde_json::Result<Box<RawValue>> {
     serde_json::value::to_raw_value(&action_json(action))
 }
 
-/// `json` without the white space outside its strings (inside them, JSON allows none raw).
+/// `json` without the white space outside its strings, and with the characters
+/// [`is_unsafe`] names escaped inside them.
 fn compact(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     let (mut in_string, mut escaped) = (false, false);
@@ -29,6 +32,10 @@ fn compact(json: &str) -> String {
         if in_string {
             in_string = escaped || c != '"';
             escaped = !escaped && c == '\\';
+            if is_unsafe(c) {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+                continue;
+            }
         } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
             continue;
         } else {
@@ -186,5 +193,14 @@ mod tests {
             compact(sent),
             r#"{"id":"a b\" \\","n":[1,2.50e3],"s":"\u001b[2J"}"#
         );
+    }
+
+    #[test]
+    fn characters_a_terminal_acts_on_are_escaped_inside_strings() {
+        let sent = "{\"c\":\"a\u{9b}2J\u{202e}b\u{2028}\u{85}\"}";
+        let shown = compact(sent);
+        assert_eq!(shown, r#"{"c":"a\u009b2J\u202eb\u2028\u0085"}"#);
+        let back: Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back["c"], "a\u{9b}2J\u{202e}b\u{2028}\u{85}");
     }
 }

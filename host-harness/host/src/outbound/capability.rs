@@ -67,26 +67,42 @@ fn is_guid(text: &str) -> bool {
             .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// A listing of this component's actions: `$filter` (one that keeps to the
-/// `StopAndQuarantineFile` type, however the API's `nextLink` encodes it), and optionally `$top`
-/// and `$skip`, each at most once.
+/// A listing of this component's actions: exactly one of the component's two filters (however
+/// the API's `nextLink` encodes it), and optionally `$top` and `$skip`, each at most once.
 fn is_action_listing(query: &str) -> bool {
     let Some(options) = paging_options(query, &["$filter", "$top", "$skip"]) else {
         return false;
     };
-    // Only conjunctions: an `or`, a `not` or a group could widen what the type term keeps.
-    let keeps_to_the_type = |filter: &str| {
-        let lower = filter.to_ascii_lowercase();
-        !lower.contains(" or ")
-            && !lower.contains("not ")
-            && !lower.contains('(')
-            && filter
-                .split(" and ")
-                .any(|term| term.trim() == "type eq 'StopAndQuarantineFile'")
-    };
     options
         .iter()
-        .any(|(name, value)| name == "$filter" && keeps_to_the_type(value))
+        .any(|(name, value)| name == "$filter" && is_components_filter(value))
+}
+
+/// `machineId eq '{40 hex}' and type eq 'StopAndQuarantineFile'` (a device's actions, to find
+/// a pending one) or `type eq 'StopAndQuarantineFile' and creationDateTimeUtc ge
+/// {YYYY-MM-DDTHH:MM:SSZ}` (a poll round), decoded, and nothing else: no other term, operator,
+/// group or white space, so the filter cannot widen to other actions.
+fn is_components_filter(filter: &str) -> bool {
+    const TYPE: &str = "type eq 'StopAndQuarantineFile'";
+    if let Some(device) = filter
+        .strip_prefix("machineId eq '")
+        .and_then(|rest| rest.strip_suffix(&format!("' and {TYPE}")))
+    {
+        return is_lower_hex40(device);
+    }
+    filter
+        .strip_prefix(&format!("{TYPE} and creationDateTimeUtc ge "))
+        .is_some_and(is_utc_second)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, digits where digits go.
+fn is_utc_second(text: &str) -> bool {
+    let shape = b"dddd-dd-ddTdd:dd:ddZ";
+    text.len() == shape.len()
+        && text.bytes().zip(shape).all(|(b, s)| match s {
+            b'd' => b.is_ascii_digit(),
+            other => b == *other,
+        })
 }
 
 /// A page of a file's devices: `$top` and `$skip` at most once each, nothing else.
@@ -170,7 +186,9 @@ mod tests {
             ),
             (
                 Method::GET,
-                "/api/machineactions?$skip=10&$filter=type+eq+'StopAndQuarantineFile'".to_owned(),
+                "/api/machineactions?$skip=10&$filter=type+eq+'StopAndQuarantineFile'+and+\
+                 creationDateTimeUtc+ge+2026-11-27T00:00:00Z"
+                    .to_owned(),
                 Api::ListActions,
             ),
             (
@@ -292,6 +310,30 @@ mod tests {
                 ),
             ),
             (Method::GET, "/api/machineactions?$top=10".to_owned()),
+            (
+                Method::GET,
+                "/api/machineactions?$filter=type%20eq%20%27StopAndQuarantineFile%27%20and%20\
+                 creationDateTimeUtc%20ge%202026-11-27T00%3A00%3A00Z%09or%09true"
+                    .to_owned(),
+            ),
+            (
+                Method::GET,
+                "/api/machineactions?$filter=type%20eq%20%27StopAndQuarantineFile%27%20and%20\
+                 id%20eq%20%27x%27%0Aor%0Atype%20eq%20%27Isolate%27"
+                    .to_owned(),
+            ),
+            (
+                Method::GET,
+                "/api/machineactions?$filter=type%20eq%20%27StopAndQuarantineFile%27%20and%20\
+                 creationDateTimeUtc%20ge%202026-11-27T00%3A00%3A00Z%20or%20true"
+                    .to_owned(),
+            ),
+            (
+                Method::GET,
+                listing_of(&format!(
+                    "machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27or%20true"
+                )),
+            ),
             (
                 Method::GET,
                 listing_of(

@@ -24,12 +24,20 @@ use crate::transport::{HttpClient, destination};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http_body_util::{BodyExt, Limited};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use zeroize::Zeroizing;
+
+/// How long a permit may wait for its request: the budget counted it when it was granted, and
+/// the API counts the request when it arrives, so a permit kept for later would let requests
+/// arrive closer together than the budget allows.
+const PERMIT_LIFETIME: Duration = Duration::from_secs(1);
+/// The most unused permits an invocation holds per API.
+const MAX_PERMITS_HELD: usize = 64;
 
 /// The per-invocation state of the policy.
 pub struct Outbound {
@@ -47,8 +55,9 @@ pub struct Outbound {
     origin: ApiOrigin,
     seal: String,
     token: Option<Secret>,
-    /// Permits granted and not yet used, per API (in [`Api::ALL`]'s order).
-    permits: [u32; 5],
+    /// When each permit granted and not yet used was granted, per API (in [`Api::ALL`]'s
+    /// order): a permit lasts [`PERMIT_LIFETIME`].
+    permits: [VecDeque<Instant>; 5],
     max_requests: u32,
     max_response_bytes: u64,
     attempts: u32,
@@ -98,7 +107,7 @@ impl Outbound {
             origin,
             seal,
             token: None,
-            permits: [0; 5],
+            permits: Default::default(),
             max_requests: limits.max_requests,
             max_response_bytes: limits.max_response_bytes,
             attempts: 0,
@@ -137,7 +146,10 @@ impl Outbound {
     /// Records a permit granted by `api`'s budget.
     pub fn add_permit(&mut self, api: Api) {
         if let Some(permits) = self.permits.get_mut(api_index(api)) {
-            *permits = permits.saturating_add(1);
+            // The budget counted it now; more than the invocation may send are not kept.
+            if permits.len() < MAX_PERMITS_HELD {
+                permits.push_back(Instant::now());
+            }
         }
     }
 
@@ -206,12 +218,22 @@ impl Outbound {
         let Some(token) = &self.token else {
             return Err("no credential was granted to this invocation".into());
         };
-        let Some(permits) = self.permits.get_mut(api_index(api)).filter(|p| **p > 0) else {
+        let fresh = self.permits.get_mut(api_index(api)).is_some_and(|permits| {
+            while permits
+                .front()
+                .is_some_and(|granted| granted.elapsed() > PERMIT_LIFETIME)
+            {
+                permits.pop_front();
+            }
+            permits.pop_front().is_some()
+        });
+        if !fresh {
             return Err(format!(
-                "the request is not covered by a rate-limit permit for {api}"
+                "the request is not covered by a rate-limit permit for {api} (one granted in \
+                 the last {} s)",
+                PERMIT_LIFETIME.as_secs()
             ));
-        };
-        *permits -= 1;
+        }
         // One copy of the token in the header, in a buffer wiped when the request is dropped.
         let bearer = Zeroizing::new(format!("Bearer {}", token.expose()).into_bytes());
         let mut value = HeaderValue::from_maybe_shared(Bytes::from_owner(bearer))

@@ -5,6 +5,7 @@ use crate::bindings::{Defender, DefenderPre};
 use crate::limits::Limits;
 use crate::runtime::code_cache::{self, Source};
 use crate::runtime::invocation::Invocation;
+use crate::runtime::sizing::MOST_MEMORY;
 use crate::runtime::{DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT, Runtime, RuntimeError};
 use crate::transport::{
     ConnectionPool, DEFAULT_MAX_REQUESTS_PER_HOST, Network, Proxy, TrustedRoots,
@@ -153,7 +154,9 @@ impl RuntimeBuilder {
             .max_tables_per_component(TABLES_PER_COMPONENT)
             .total_stacks(slots)
             .table_elements(self.limits.table_elements)
-            .max_memory_size(self.limits.memory_bytes);
+            // A slot holds the largest memory a call sized for many devices may grow to; each
+            // call's own limit is its store's (`Sizing`), and only touched pages are resident.
+            .max_memory_size(MOST_MEMORY.max(self.limits.memory_bytes));
         // Reset a slot's memory by rewriting only the pages the guest touched (found with
         // Linux's PAGEMAP_SCAN where the kernel has it), instead of `madvise`: that syscall's
         // TLB shoot-downs and the page faults that follow it were half of a call's cost.

@@ -8,6 +8,7 @@
 //! from the request's device cap; so is a single device.
 
 use super::invocation::gated;
+use super::sizing::Sizing;
 use super::{Outcome, ProgressSink, Runtime, RuntimeError};
 use crate::ActionError;
 use crate::bindings::exports::defender::endpoint::actions::{
@@ -19,9 +20,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Extra wall-clock time a call gets per device it may act on (on top of the per-call limit
-/// and any wait), so a long fan-out is not cut off while it is still reporting outcomes.
-const WALL_CLOCK_PER_MACHINE: Duration = Duration::from_secs(2);
+/// The most device calls of a fan-out spawned and not yet finished: each holds a copy of the
+/// request, and only the runtime's slots run at once anyway.
+const SPAWNED_AT_ONCE: usize = 256;
 /// The most devices the host sizes one call for: the largest cap a request may ask for (the
 /// API's page size). The component's own `max-machines` may lower it, never raise it.
 const MAX_DEVICES_PER_CALL: u32 = 10_000;
@@ -108,7 +109,44 @@ impl Runtime {
         progress: Option<ProgressSink>,
     ) -> Outcome<Vec<MachineOutcome>> {
         let mut calls = JoinSet::new();
+        let mut gathered = Outcome {
+            result: Ok(()),
+            denials: Vec::new(),
+            requests_sent: 0,
+            connection_errors: Vec::new(),
+            wait_stopped: None,
+        };
+        let mut outcomes: Vec<Option<Result<_, ActionError>>> = vec![None; machine_ids.len()];
+        let mut gather = |joined, gathered: &mut Outcome<()>| {
+            let Ok((index, result)) = joined else {
+                return;
+            };
+            let asked: Option<&String> = machine_ids.get(index);
+            let outcome = match result {
+                Ok(outcome) => match gathered.absorb(outcome) {
+                    Ok(FanOut { outcomes: one, .. }) => match one.as_slice() {
+                        [only] if Some(&only.machine_id) == asked => Some(only.outcome.clone()),
+                        _ => Some(Err(ActionError::Transport(
+                            "the component answered for another device than this one".into(),
+                        ))),
+                    },
+                    Err(error) => Some(Err(error)),
+                },
+                Err(stopped) => Some(Err(ActionError::Transport(format!(
+                    "the host stopped this device's call: {stopped}"
+                )))),
+            };
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = outcome;
+            }
+        };
         for (index, machine_id) in machine_ids.iter().enumerate() {
+            // Each waiting call holds a copy of the request: a bounded number at once.
+            while calls.len() >= SPAWNED_AT_ONCE {
+                if let Some(joined) = calls.join_next().await {
+                    gather(joined, &mut gathered);
+                }
+            }
             let one = QuarantineRequest {
                 targets: Targets::Machines(vec![machine_id.clone()]),
                 ..request.clone()
@@ -119,30 +157,8 @@ impl Runtime {
                 (index, outcome)
             });
         }
-        let mut gathered = Outcome {
-            result: Ok(()),
-            denials: Vec::new(),
-            requests_sent: 0,
-            connection_errors: Vec::new(),
-            wait_stopped: None,
-        };
-        let mut outcomes: Vec<Option<Result<_, ActionError>>> = vec![None; machine_ids.len()];
         while let Some(joined) = calls.join_next().await {
-            let Ok((index, result)) = joined else {
-                continue;
-            };
-            let outcome = match result {
-                Ok(outcome) => match gathered.absorb(outcome) {
-                    Ok(mut one) => one.outcomes.pop().map(|o| o.outcome),
-                    Err(error) => Some(Err(error)),
-                },
-                Err(stopped) => Some(Err(ActionError::Transport(format!(
-                    "the host stopped this device's call: {stopped}"
-                )))),
-            };
-            if let Some(slot) = outcomes.get_mut(index) {
-                *slot = outcome;
-            }
+            gather(joined, &mut gathered);
         }
         let result = outcomes
             .into_iter()
@@ -180,26 +196,23 @@ impl Runtime {
                 };
             }
         };
-        let devices = u32::try_from(outcomes.len()).unwrap_or(u32::MAX);
-        let extra = Duration::from_millis(wait.timeout_ms)
-            .saturating_add(WALL_CLOCK_PER_MACHINE.saturating_mul(devices));
+        let sizing = Sizing {
+            first: Some(Api::ListActions),
+            wait: Duration::from_millis(wait.timeout_ms),
+            devices: u32::try_from(outcomes.len()).unwrap_or(u32::MAX),
+            comment_bytes: comment.len(),
+        };
         let sent = outcomes.clone();
         let waited = self
-            .run(
-                tenant,
-                Some(Api::ListActions),
-                extra,
-                progress,
-                move |guest, store| {
-                    Box::pin(async move {
-                        guest
-                            .defender_endpoint_actions()
-                            .call_await_actions(store, &sent, wait, &comment)
-                            .await
-                            .map(Ok)
-                    })
-                },
-            )
+            .run(tenant, sizing, progress, move |guest, store| {
+                Box::pin(async move {
+                    guest
+                        .defender_endpoint_actions()
+                        .call_await_actions(store, &sent, wait, &comment)
+                        .await
+                        .map(Ok)
+                })
+            })
             .await;
         let answer = match waited {
             Ok(outcome) => gathered.absorb(outcome),
@@ -209,10 +222,19 @@ impl Runtime {
             }
         };
         match answer {
-            Ok(waited) if same_devices(&waited, &outcomes) => gathered.map(|()| waited),
+            Ok(waited) if kept_to_its_actions(&waited, &outcomes) => {
+                // An error stays the one the device's own call reported.
+                let merged = waited
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|(w, given)| if given.outcome.is_err() { given } else { w })
+                    .collect();
+                gathered.map(|()| merged)
+            }
             _ => {
                 gathered.wait_stopped = Some(
-                    "the component's await-actions answered for other devices than it was given"
+                    "the component's await-actions answered for other devices or actions than it \
+                     was given"
                         .into(),
                 );
                 gathered.map(|()| outcomes)
@@ -220,8 +242,8 @@ impl Runtime {
         }
     }
 
-    /// The component's own `quarantine` in one invocation, whose wall clock grows with the
-    /// devices it may act on and the wait.
+    /// The component's own `quarantine` in one invocation, whose limits grow with the devices
+    /// it may act on and the wait.
     async fn in_one_invocation(
         &self,
         tenant: &Tenant,
@@ -229,16 +251,19 @@ impl Runtime {
         devices: u32,
         progress: Option<ProgressSink>,
     ) -> Result<Outcome<FanOut>, RuntimeError> {
-        let wait = request
-            .wait
-            .as_ref()
-            .map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms));
-        let extra = wait.saturating_add(WALL_CLOCK_PER_MACHINE.saturating_mul(devices));
-        let first = match request.targets {
-            Targets::Everywhere => Api::FileMachines,
-            Targets::Machines(_) => Api::CreateAction,
+        let sizing = Sizing {
+            first: Some(match request.targets {
+                Targets::Everywhere => Api::FileMachines,
+                Targets::Machines(_) => Api::CreateAction,
+            }),
+            wait: request
+                .wait
+                .as_ref()
+                .map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms)),
+            devices,
+            comment_bytes: request.comment.len(),
         };
-        self.run(tenant, Some(first), extra, progress, move |guest, store| {
+        self.run(tenant, sizing, progress, move |guest, store| {
             Box::pin(async move {
                 guest
                     .defender_endpoint_actions()
@@ -273,10 +298,11 @@ fn only_devices_asked_for(targets: &Targets, prepared: &[String]) -> Result<(), 
             asked.len()
         ));
     }
-    match prepared
+    let asked: std::collections::HashSet<String> = asked
         .iter()
-        .find(|id| !asked.iter().any(|a| a.trim().eq_ignore_ascii_case(id)))
-    {
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    match prepared.iter().find(|id| !asked.contains(id.as_str())) {
         Some(id) => Err(format!(
             "prepare returned a device that was not asked for: {}",
             crate::escape::escape(&id.chars().take(64).collect::<String>())
@@ -285,13 +311,18 @@ fn only_devices_asked_for(targets: &Targets, prepared: &[String]) -> Result<(), 
     }
 }
 
-/// Whether `waited` answers for the same devices as `given`, in the same order.
-fn same_devices(waited: &[MachineOutcome], given: &[MachineOutcome]) -> bool {
+/// Whether `waited` answers for the same devices as `given`, in the same order, with the same
+/// actions (a status may change, the action may not), and an error where there was one.
+fn kept_to_its_actions(waited: &[MachineOutcome], given: &[MachineOutcome]) -> bool {
     waited.len() == given.len()
-        && waited
-            .iter()
-            .zip(given)
-            .all(|(w, g)| w.machine_id == g.machine_id)
+        && waited.iter().zip(given).all(|(w, g)| {
+            w.machine_id == g.machine_id
+                && match (&w.outcome, &g.outcome) {
+                    (Ok(w), Ok(g)) => w.action.id == g.action.id && w.adopted == g.adopted,
+                    (Err(_), Err(_)) => true,
+                    _ => false,
+                }
+        })
 }
 
 impl<T> Outcome<T> {

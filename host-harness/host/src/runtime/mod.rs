@@ -4,6 +4,7 @@ mod builder;
 pub mod code_cache;
 mod fanout;
 mod invocation;
+mod sizing;
 
 pub use builder::RuntimeBuilder;
 pub use invocation::ProgressSink;
@@ -18,6 +19,7 @@ use crate::transport::{ConnectionPool, HttpClient, NetworkError, Timeouts};
 use crate::{ActionError, MachineAction};
 use code_cache::Source;
 use invocation::Invocation;
+use sizing::Sizing;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -163,8 +165,7 @@ impl Runtime {
         let args = (machine_id.to_owned(), sha1.to_owned(), comment.to_owned());
         self.run(
             tenant,
-            Some(Api::CreateAction),
-            Duration::ZERO,
+            Sizing::starting_with(Api::CreateAction),
             None,
             move |guest, store| {
                 Box::pin(async move {
@@ -185,7 +186,7 @@ impl Runtime {
         tenant: &Tenant,
         request: QuarantineRequest,
     ) -> Result<Outcome<Prepared>, RuntimeError> {
-        self.run(tenant, None, Duration::ZERO, None, move |guest, store| {
+        self.run(tenant, Sizing::default(), None, move |guest, store| {
             Box::pin(async move {
                 guest
                     .defender_endpoint_actions()
@@ -205,8 +206,7 @@ impl Runtime {
         let id = action_id.to_owned();
         self.run(
             tenant,
-            Some(Api::GetAction),
-            Duration::ZERO,
+            Sizing::starting_with(Api::GetAction),
             None,
             move |guest, store| {
                 Box::pin(async move {
@@ -230,8 +230,7 @@ impl Runtime {
         let args = (action_id.to_owned(), comment.to_owned());
         self.run(
             tenant,
-            Some(Api::CancelAction),
-            Duration::ZERO,
+            Sizing::starting_with(Api::CancelAction),
             None,
             move |guest, store| {
                 Box::pin(async move {
@@ -249,7 +248,7 @@ impl Runtime {
     /// For measurement: makes a fresh store and instance for `tenant` and drops them, returning
     /// how long the instantiation took (what `host-harness bench` reports as "instantiate").
     pub async fn measure_instantiation(&self, tenant: &Tenant) -> Result<Duration, RuntimeError> {
-        let mut store = self.store(tenant, None)?;
+        let mut store = self.store(tenant, &self.limits_for(tenant), None)?;
         let started = std::time::Instant::now();
         self.shared
             .pre
@@ -272,20 +271,16 @@ impl Runtime {
     }
 
     /// Instantiates the component in a fresh store for `tenant` and makes one export call,
-    /// within the tenant's wall-clock limit plus `extra_wall_clock`. `first` is the API the
-    /// call begins with, whose budget it waits for before it takes a slot.
+    /// within the tenant's limits grown as `sizing` says.
     async fn run<T>(
         &self,
         tenant: &Tenant,
-        first: Option<Api>,
-        extra_wall_clock: Duration,
+        sizing: Sizing,
         progress: Option<ProgressSink>,
         call: impl for<'a> FnOnce(&'a Defender, &'a mut Store<Invocation>) -> ExportCall<'a, T>,
     ) -> Result<Outcome<T>, RuntimeError> {
-        let wall_clock = self
-            .limits_for(tenant)
-            .wall_clock
-            .saturating_add(extra_wall_clock);
+        let limits = sizing.grow(self.limits_for(tenant));
+        let wall_clock = limits.wall_clock;
         // The semaphores are never closed, so acquiring only waits. The tenant's turn first: a
         // tenant at its own cap waits without holding one of the runtime's slots. Then waits
         // for the tenant's budget (or a 429's pause), up to half the wall clock in all: an
@@ -293,7 +288,7 @@ impl Runtime {
         // slot. One that would wait longer goes in and is told at once that it cannot.
         let _tenant_turn = tenant.invocation_turn().await;
         let waiting_since = tokio::time::Instant::now();
-        while let Some(api) = first {
+        while let Some(api) = sizing.first {
             let wait = tenant.budgets.get(api).available_in();
             if wait.is_zero() || waiting_since.elapsed().saturating_add(wait) > wall_clock / 2 {
                 break;
@@ -301,7 +296,7 @@ impl Runtime {
             tokio::time::sleep(wait).await;
         }
         let _turn = self.shared.in_flight.acquire().await.ok();
-        let mut store = self.store(tenant, progress)?;
+        let mut store = self.store(tenant, &limits, progress)?;
         store.data_mut().cpu.set_deadline(wall_clock);
         let polls = store.data().polls.clone();
         let invocation = Counted {
@@ -313,7 +308,7 @@ impl Runtime {
         };
         let result = match tokio::time::timeout(wall_clock, invocation).await {
             Ok(Ok(result)) => result,
-            Ok(Err(error)) => return Err(classify(error, &self.limits_for(tenant))),
+            Ok(Err(error)) => return Err(classify(error, &limits)),
             Err(_) => return Err(RuntimeError::Limit(LimitExceeded::WallClock(wall_clock))),
         };
         if let Some(limit) = store.data().outbound.tripped() {
@@ -332,11 +327,11 @@ impl Runtime {
     fn store(
         &self,
         tenant: &Tenant,
+        limits: &Limits,
         progress: Option<ProgressSink>,
     ) -> Result<Store<Invocation>, RuntimeError> {
-        let limits = self.limits_for(tenant);
         let http = self.http_client(tenant)?;
-        let invocation = Invocation::new(tenant.clone(), &limits, http, progress);
+        let invocation = Invocation::new(tenant.clone(), limits, http, progress);
         let mut store = Store::new(&self.shared.engine, invocation);
         store.set_hostcall_fuel(limits.hostcall_bytes);
         store.limiter(|state| &mut state.memory);

@@ -57,6 +57,9 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
                 return Err(ActionError::Transport(format!("permit denied for {ms} ms")));
             }
         }
+        if steps.contains(&"late") {
+            wasip2::clocks::monotonic_clock::subscribe_duration(1_500_000_000).block();
+        }
         if steps.contains(&"nap") {
             wasip2::clocks::monotonic_clock::subscribe_duration(300_000_000).block();
         }

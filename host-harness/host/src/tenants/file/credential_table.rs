@@ -85,6 +85,11 @@ impl CredentialConfig {
         }
     }
 
+    /// Whether this is an Azure managed identity.
+    pub fn is_managed_identity(&self) -> bool {
+        matches!(self, Self::ManagedIdentity { .. })
+    }
+
     /// The directory ID the environment gives a credential that reads it (workload identity).
     pub fn tenant_id_from_environment(&self) -> Option<String> {
         match self {

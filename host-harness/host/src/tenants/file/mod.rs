@@ -100,7 +100,7 @@ impl TenantsFile {
             }
             let mut tenant = config.resolve(base)?;
             if let Some(application) = config.application() {
-                let budgets = config.budgets();
+                let budgets = config.budgets()?;
                 match applications.get(&application) {
                     Some((first, theirs, _)) if *theirs != budgets => {
                         return Err(invalid(

@@ -72,16 +72,19 @@ pub(super) struct ApiBudgetConfig {
     per_hour: Option<u32>,
 }
 
-/// A tenant's budgets as the file gives them: the one for each API, then each API's own.
-pub(super) type Budgets = (Budget, Vec<(Api, Budget)>);
+/// A tenant's budget for each API, in [`Api::ALL`]'s order.
+pub(super) type Budgets = [Budget; 5];
 
 impl BudgetConfig {
-    fn resolve(&self) -> Budgets {
+    /// Each API's budget, or the setting that is zero (a budget of nothing would refuse every
+    /// call for ever).
+    fn resolve(&self) -> Result<Budgets, &'static str> {
         let default = Budget::default();
         let each = Budget {
             per_minute: self.per_minute.unwrap_or(default.per_minute),
             per_hour: self.per_hour.unwrap_or(default.per_hour),
         };
+        zero_in(None, each)?;
         let own = [
             (Api::CreateAction, &self.create_action),
             (Api::GetAction, &self.get_action),
@@ -89,18 +92,41 @@ impl BudgetConfig {
             (Api::CancelAction, &self.cancel_action),
             (Api::FileMachines, &self.file_machines),
         ];
-        let overrides = own
-            .into_iter()
-            .filter_map(|(api, config)| {
-                let config = config.as_ref()?;
-                let budget = Budget {
-                    per_minute: config.per_minute.unwrap_or(each.per_minute),
-                    per_hour: config.per_hour.unwrap_or(each.per_hour),
-                };
-                Some((api, budget))
-            })
-            .collect();
-        (each, overrides)
+        let mut budgets = [each; 5];
+        for ((api, config), budget) in own.into_iter().zip(budgets.iter_mut()) {
+            let Some(config) = config else {
+                continue;
+            };
+            *budget = Budget {
+                per_minute: config.per_minute.unwrap_or(each.per_minute),
+                per_hour: config.per_hour.unwrap_or(each.per_hour),
+            };
+            zero_in(Some(api), *budget)?;
+        }
+        Ok(budgets)
+    }
+}
+
+/// The setting of `api`'s table (or of `[tenant.budget]`) that makes `budget` zero.
+fn zero_in(api: Option<Api>, budget: Budget) -> Result<(), &'static str> {
+    let setting = |minute: bool| match (api, minute) {
+        (None, true) => "budget.per-minute",
+        (None, false) => "budget.per-hour",
+        (Some(Api::CreateAction), true) => "budget.create-action.per-minute",
+        (Some(Api::CreateAction), false) => "budget.create-action.per-hour",
+        (Some(Api::GetAction), true) => "budget.get-action.per-minute",
+        (Some(Api::GetAction), false) => "budget.get-action.per-hour",
+        (Some(Api::ListActions), true) => "budget.list-actions.per-minute",
+        (Some(Api::ListActions), false) => "budget.list-actions.per-hour",
+        (Some(Api::CancelAction), true) => "budget.cancel-action.per-minute",
+        (Some(Api::CancelAction), false) => "budget.cancel-action.per-hour",
+        (Some(Api::FileMachines), true) => "budget.file-machines.per-minute",
+        (Some(Api::FileMachines), false) => "budget.file-machines.per-hour",
+    };
+    match (budget.per_minute, budget.per_hour) {
+        (0, _) => Err(setting(true)),
+        (_, 0) => Err(setting(false)),
+        _ => Ok(()),
     }
 }
 
@@ -155,8 +181,8 @@ impl TenantConfig {
             ApiOrigin::parse(api_url).map_err(|e| invalid(name, "api-url", e.to_string()))?;
         let network = self.network(base)?;
         let tokens = self.credential.token_source(self, base)?;
-        let (each, overrides) = self.budgets();
-        let budgets = Arc::new(ApiBudgets::with_overrides(each, &overrides));
+        let each: Vec<(Api, Budget)> = Api::ALL.into_iter().zip(self.budgets()?).collect();
+        let budgets = Arc::new(ApiBudgets::with_overrides(Budget::default(), &each));
         let mut tenant = Tenant::new(origin, tokens).with_budgets(budgets);
         // A count of things at once: at least one, at most what a runtime can run.
         let cap = |setting: &'static str, value: Option<usize>| match value {
@@ -188,26 +214,36 @@ impl TenantConfig {
         Ok(tenant)
     }
 
-    /// The tenant's budgets: `[tenant.budget]`, or the API's own.
-    pub fn budgets(&self) -> Budgets {
-        self.budget
-            .as_ref()
-            .map_or_else(|| BudgetConfig::default().resolve(), BudgetConfig::resolve)
+    /// The tenant's budget for each API: `[tenant.budget]`, or the API's own.
+    pub fn budgets(&self) -> Result<Budgets, ConfigError> {
+        let resolved = match &self.budget {
+            Some(config) => config.resolve(),
+            None => BudgetConfig::default().resolve(),
+        };
+        resolved.map_err(|setting| {
+            invalid(
+                &self.name,
+                setting,
+                "must be at least 1: a budget of nothing refuses every call".into(),
+            )
+        })
     }
 
-    /// The application this tenant signs in as, and to which directory, in lower case: the
-    /// API counts its budgets per application and tenant. `None` for a stored token or a
-    /// system-assigned identity, whose application the file does not name.
+    /// The application this tenant signs in as, and to which directory, in lower case (as
+    /// written: a directory named by its domain and by its ID are two): the API counts its
+    /// budgets per application and tenant. A user-assigned managed identity is known by its
+    /// client ID alone. `None` for a stored token or a system-assigned identity, whose
+    /// application the file does not name.
     pub fn application(&self) -> Option<(String, String)> {
-        let client_id = self.credential.client_id()?;
+        let client_id = self.credential.client_id()?.to_ascii_lowercase();
+        if self.credential.is_managed_identity() {
+            return Some(("managed identity".into(), client_id));
+        }
         let tenant_id = self
             .tenant_id
             .clone()
             .or_else(|| self.credential.tenant_id_from_environment())?;
-        Some((
-            tenant_id.to_ascii_lowercase(),
-            client_id.to_ascii_lowercase(),
-        ))
+        Some((tenant_id.to_ascii_lowercase(), client_id))
     }
 
     fn network(&self, base: &Path) -> Result<Network, ConfigError> {

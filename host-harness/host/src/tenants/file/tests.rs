@@ -445,3 +445,32 @@ fn entries_of_one_application_cannot_disagree_on_its_budgets() {
     assert!(error.contains("same application"), "{error}");
     assert!(error.contains("\"a\""), "{error}");
 }
+
+#[test]
+fn a_budget_of_nothing_is_refused_by_its_name() {
+    for (table, setting) in [
+        ("[tenant.budget]\nper-minute = 0", "budget.per-minute"),
+        (
+            "[tenant.budget.get-action]\nper-hour = 0",
+            "budget.get-action.per-hour",
+        ),
+    ] {
+        let error = error_of(&two_entries("t1", "app", table, table));
+        assert!(error.contains(setting), "{error}");
+    }
+}
+
+#[test]
+fn budgets_equal_in_effect_are_the_same_however_written() {
+    let text = two_entries(
+        "t1",
+        "app",
+        "[tenant.budget.list-actions]\nper-minute = 100",
+        "[tenant.budget]\nper-hour = 1500",
+    );
+    let tenants = TenantsFile::parse(&text, Path::new("/")).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &tenants.get("a").unwrap().budgets,
+        &tenants.get("b").unwrap().budgets
+    ));
+}
