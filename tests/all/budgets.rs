@@ -3,7 +3,7 @@
 
 use defender_host::credentials::{Secret, StaticToken};
 use defender_host::rate_limit::{Api, Budget};
-use defender_host::{ActionError, Tenant};
+use defender_host::{ActionError, MachineAction, Tenant};
 use defender_simulator::{RateLimit, Simulator};
 use integration_tests::{COMMENT, FLEET, SHA1, TOKEN, component, simulator, tenant_with};
 use std::sync::Arc;
@@ -23,6 +23,16 @@ async fn strict_api(per_minute: u32) -> (Simulator, Tenant) {
         Budget::new(10_000, 10_000),
     );
     (simulator, tenant)
+}
+
+/// The tenant's first action, on the fleet's first device.
+async fn first_action(tenant: &Tenant) -> MachineAction {
+    component()
+        .stop_and_quarantine(tenant, FLEET[0], SHA1, COMMENT)
+        .await
+        .unwrap()
+        .result
+        .expect("the first action")
 }
 
 fn throttled(simulator: &Simulator, api: &str) -> u64 {
@@ -46,12 +56,7 @@ async fn until_throttled(simulator: &Simulator, api: &str) {
 #[tokio::test]
 async fn a_429_on_creating_leaves_polling_running() {
     let (simulator, tenant) = strict_api(1).await;
-    let created = component()
-        .stop_and_quarantine(&tenant, FLEET[0], SHA1, COMMENT)
-        .await
-        .unwrap()
-        .result
-        .expect("the first action");
+    let created = first_action(&tenant).await;
     // The second POST of the minute gets the API's 429; the component waits it out.
     let second = tokio::spawn({
         let tenant = tenant.clone();
@@ -81,12 +86,7 @@ async fn a_429_on_creating_leaves_polling_running() {
 #[tokio::test]
 async fn a_429_on_polling_leaves_creating_running() {
     let (simulator, tenant) = strict_api(2).await;
-    let created = component()
-        .stop_and_quarantine(&tenant, FLEET[0], SHA1, COMMENT)
-        .await
-        .unwrap()
-        .result
-        .expect("the first action");
+    let created = first_action(&tenant).await;
     let poll = || component().get_action(&tenant, &created.id);
     poll().await.unwrap().result.expect("a first poll");
     poll().await.unwrap().result.expect("a second poll");
@@ -117,12 +117,7 @@ async fn the_hosts_own_budget_of_one_api_leaves_the_others() {
         Arc::new(StaticToken::new(Secret::new(TOKEN))),
         Budget::new(100, 1),
     );
-    let created = component()
-        .stop_and_quarantine(&tenant, FLEET[0], SHA1, COMMENT)
-        .await
-        .unwrap()
-        .result
-        .expect("the first action");
+    let created = first_action(&tenant).await;
     let refused = component()
         .stop_and_quarantine(&tenant, FLEET[1], SHA1, COMMENT)
         .await

@@ -15,13 +15,7 @@ const THIRD: &str = integration_tests::FLEET[2];
 const FOURTH: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn request(targets: Targets, wait: Option<Wait>) -> QuarantineRequest {
-    QuarantineRequest {
-        targets,
-        file: File::Sha1(SHA1.into()),
-        comment: COMMENT.into(),
-        wait,
-        max_machines: None,
-    }
+    integration_tests::quarantine_request(targets, wait)
 }
 
 fn machines(ids: &[&str]) -> Targets {

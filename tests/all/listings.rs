@@ -1,9 +1,9 @@
 //! Listings through the real component and host: waiting on many actions by one listing a poll
 //! round, `everywhere` over pages of devices, and the pages a listing must refuse to follow.
 
-use defender_host::{ActionError, ActionStatus, FanOut, File, QuarantineRequest, Targets, Wait};
+use defender_host::{ActionError, ActionStatus, FanOut, QuarantineRequest, Targets, Wait};
 use defender_simulator::{PageReply, Reply, Simulator};
-use integration_tests::{COMMENT, SHA1, component, simulator, tenant};
+use integration_tests::{SHA1, component, simulator, tenant};
 
 /// `count` device IDs of the simulated fleet.
 fn devices(count: usize) -> Vec<String> {
@@ -13,13 +13,7 @@ fn devices(count: usize) -> Vec<String> {
 }
 
 fn request(targets: Targets, wait: Option<Wait>) -> QuarantineRequest {
-    QuarantineRequest {
-        targets,
-        file: File::Sha1(SHA1.into()),
-        comment: COMMENT.into(),
-        wait,
-        max_machines: None,
-    }
+    integration_tests::quarantine_request(targets, wait)
 }
 
 async fn fan_out(simulator: &Simulator, request: QuarantineRequest) -> FanOut {

@@ -10,7 +10,7 @@ use defender_host::limits::Limits;
 use defender_host::outbound::ApiOrigin;
 use defender_host::rate_limit::Budget;
 use defender_host::transport::HttpClient;
-use defender_host::{COMPONENT, Runtime, Tenant};
+use defender_host::{COMPONENT, File, QuarantineRequest, Runtime, Targets, Tenant, Wait};
 use defender_simulator::Simulator;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +48,18 @@ pub fn component() -> &'static Runtime {
 pub fn probe() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| Runtime::new(PROBE, Limits::default()).expect("the probe loads"))
+}
+
+/// A request for the API page's file on `targets`, with the example comment, `wait`, and the
+/// default device cap.
+pub fn quarantine_request(targets: Targets, wait: Option<Wait>) -> QuarantineRequest {
+    QuarantineRequest {
+        targets,
+        file: File::Sha1(SHA1.into()),
+        comment: COMMENT.into(),
+        wait,
+        max_machines: None,
+    }
 }
 
 /// A simulator that accepts only [`TOKEN`].

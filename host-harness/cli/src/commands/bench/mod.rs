@@ -70,10 +70,20 @@ pub async fn run(args: BenchArgs, console: &mut Console<'_>) -> Result<ExitCode>
         None => Server::InProcess,
     };
     let report = measure(server, args.requests.max(1), args.concurrency.max(1)).await?;
-    let text = if args.json {
-        serde_json::to_string(&report)?
+    print_report(&report, args.json, table, console)
+}
+
+/// Prints a report as one JSON object or as the table `table` writes; exit 0.
+fn print_report<R: Serialize>(
+    report: &R,
+    json: bool,
+    table: impl FnOnce(&R) -> String,
+    console: &mut Console<'_>,
+) -> Result<ExitCode> {
+    let text = if json {
+        serde_json::to_string(report)?
     } else {
-        table(&report)
+        table(report)
     };
     writeln!(console.out, "{}", text.trim_end())?;
     Ok(ExitCode::SUCCESS)

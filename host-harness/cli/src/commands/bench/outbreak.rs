@@ -12,7 +12,7 @@ use defender_simulator::example::SHA1;
 use defender_simulator::{Progression, RateLimit, Simulator};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -107,13 +107,7 @@ pub async fn run(args: OutbreakArgs, console: &mut Console<'_>) -> Result<ExitCo
         succeeded,
         exit_code: output.status.code(),
     };
-    let text = if args.json {
-        serde_json::to_string(&report)?
-    } else {
-        table(&report)
-    };
-    writeln!(console.out, "{}", text.trim_end())?;
-    Ok(ExitCode::SUCCESS)
+    super::print_report(&report, args.json, table, console)
 }
 
 /// What the API's limit allows at best: `ceil(N/P - 1)` minutes of waiting for the create
