@@ -700,3 +700,27 @@ async fn every_member_the_api_sent_is_printed_as_it_sent_it() {
     assert_eq!(outcomes[1]["action"]["futureMember"]["weight"], 2.5);
     assert_eq!(outcomes[1]["action"]["externalId"], serde_json::Value::Null);
 }
+
+#[tokio::test]
+async fn the_apis_json_is_compacted_and_what_a_terminal_acts_on_escaped() {
+    let simulator = simulator().await;
+    let sent = "a\u{9b}2J\u{202e}b\u{2028}\u{85}\u{1b}[0m";
+    simulator.add_action_member("note", serde_json::json!(sent));
+    let run = quarantine(&simulator, MACHINE, SHA1, COMMENT).await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    // One line, every member as sent: the characters written as JSON escapes, so the text
+    // reads back the same and nothing reaches the terminal raw.
+    assert_eq!(run.out.trim_end().lines().count(), 1, "{}", run.out);
+    assert!(
+        run.out
+            .contains(r#""note":"a\u009b2J\u202eb\u2028\u0085\u001b[0m""#),
+        "{}",
+        run.out
+    );
+    assert!(
+        !run.out
+            .contains(['\u{9b}', '\u{202e}', '\u{2028}', '\u{85}', '\u{1b}'])
+    );
+    let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(action["note"], sent);
+}

@@ -181,26 +181,3 @@ fn api_text(api: &ApiError) -> String {
     }
     text
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compacting_keeps_every_token_and_string_as_sent() {
-        let sent = "{\r\n \"id\" : \"a b\\\" \\\\\",\n\t\"n\": [1, 2.50e3 ],\"s\":\"\\u001b[2J\"}";
-        assert_eq!(
-            compact(sent),
-            r#"{"id":"a b\" \\","n":[1,2.50e3],"s":"\u001b[2J"}"#
-        );
-    }
-
-    #[test]
-    fn characters_a_terminal_acts_on_are_escaped_inside_strings() {
-        let sent = "{\"c\":\"a\u{9b}2J\u{202e}b\u{2028}\u{85}\"}";
-        let shown = compact(sent);
-        assert_eq!(shown, r#"{"c":"a\u009b2J\u202eb\u2028\u0085"}"#);
-        let back: Value = serde_json::from_str(&shown).unwrap();
-        assert_eq!(back["c"], "a\u{9b}2J\u{202e}b\u{2028}\u{85}");
-    }
-}

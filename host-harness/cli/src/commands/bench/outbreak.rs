@@ -172,17 +172,3 @@ fn table(report: &Report) -> String {
         r.exit_code.map_or("none".into(), |c| c.to_string()),
     )
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_lower_bound_is_the_issues() {
-        // ceil(40/20 - 1) = 1 minute, 10 s settling, one 2 s poll.
-        assert_eq!(lower_bound(40, 20, 10), Duration::from_secs(72));
-        assert_eq!(lower_bound(300, 100, 30), Duration::from_secs(152));
-        assert_eq!(lower_bound(41, 20, 10), Duration::from_secs(132));
-        assert_eq!(lower_bound(5, 20, 0), Duration::from_secs(2));
-    }
-}
