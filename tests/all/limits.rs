@@ -7,7 +7,7 @@ use defender_host::limits::Limits;
 use defender_host::rate_limit::Budget;
 use defender_host::{
     ActionError, COMPONENT, File, LimitExceeded, ProgressUpdate, QuarantineRequest, Runtime,
-    RuntimeError, Targets,
+    RuntimeError, Targets, Wait,
 };
 use integration_tests::{
     COMMENT, FLEET, MACHINE, PROBE, SHA1, TOKEN, component, simulator, tenant, tenant_with,
@@ -365,6 +365,33 @@ async fn devices_prepare_was_not_asked_for_are_never_acted_on() {
     };
     assert!(why.contains(&"f".repeat(40)), "{why}");
     assert!(simulator.requests().is_empty(), "nothing sent");
+}
+
+#[tokio::test]
+async fn a_wait_that_answers_for_other_devices_keeps_the_outcomes_it_was_given() {
+    let simulator = simulator().await;
+    let asked = Targets::Machines(vec![MACHINE.into(), FLEET[1].into()]);
+    let request = QuarantineRequest {
+        wait: Some(Wait {
+            timeout_ms: 1_000,
+            cancel_on_timeout: false,
+        }),
+        ..probe_request(asked, "other-devices")
+    };
+    let outcome = integration_tests::probe()
+        .quarantine(&tenant(&simulator), request, None)
+        .await
+        .expect("the call completes");
+    let why = outcome.wait_stopped.expect("the broken answer is reported");
+    assert!(why.contains("other devices"), "{why}");
+    let devices: Vec<String> = outcome
+        .result
+        .expect("the outcomes")
+        .outcomes
+        .into_iter()
+        .map(|o| o.machine_id)
+        .collect();
+    assert_eq!(devices, [MACHINE, FLEET[1]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ mod bindings {
 use bindings::defender::endpoint::types::{ActionError, ActionStatus, ApiError, MachineAction};
 use bindings::defender::endpoint::{credentials, progress, rate_limit};
 use bindings::exports::defender::endpoint::actions::{
-    FanOut, MachineOutcome, Prepared, QuarantineRequest, Wait,
+    FanOut, MachineOutcome, Prepared, QuarantineRequest, Quarantined, Targets, Wait,
 };
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
@@ -140,6 +140,12 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
     /// `comment` is the step: `progress-burst` reports 5000 updates with device-sized IDs,
     /// `progress-long-ids` 100 with 300-byte IDs.
     fn quarantine(request: QuarantineRequest) -> Result<FanOut, ActionError> {
+        if request.comment == "other-devices" {
+            return Ok(FanOut {
+                outcomes: asked(&request).into_iter().map(created).collect(),
+                unlisted: None,
+            });
+        }
         let (count, id_bytes) = match request.comment.as_str() {
             "progress-burst" => (5000, 40),
             "progress-long-ids" => (100, 300),
@@ -178,11 +184,13 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
     /// `comment` is the step: `foreign-devices` names two devices nobody asked for and claims
     /// no cap on devices.
     fn prepare(request: QuarantineRequest) -> Result<Prepared, ActionError> {
-        if request.comment != "foreign-devices" {
-            return Err(unsupported());
-        }
+        let machine_ids = match request.comment.as_str() {
+            "foreign-devices" => vec!["f".repeat(40), "e".repeat(40)],
+            "other-devices" => asked(&request),
+            _ => return Err(unsupported()),
+        };
         Ok(Prepared {
-            machine_ids: vec!["f".repeat(40), "e".repeat(40)],
+            machine_ids,
             sha1: "87662bc3d60e4200ceaf7aae249d1c343f4b83c9".into(),
             max_machines: u32::MAX,
         })
@@ -194,6 +202,45 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
 
     fn cancel_action(_: String, _: String) -> Result<MachineAction, ActionError> {
         Err(unsupported())
+    }
+}
+
+/// The devices a request names, lower-cased.
+fn asked(request: &QuarantineRequest) -> Vec<String> {
+    match &request.targets {
+        Targets::Machines(ids) => ids
+            .iter()
+            .map(|id| id.trim().to_ascii_lowercase())
+            .collect(),
+        Targets::Everywhere => Vec::new(),
+    }
+}
+
+/// A made-up pending action for `machine_id`, as if the API had created it.
+fn created(machine_id: String) -> MachineOutcome {
+    let action = MachineAction {
+        id: "00000000-0000-4000-8000-000000000001".into(),
+        action_type: Some("StopAndQuarantineFile".into()),
+        status: ActionStatus::Pending,
+        machine_id: Some(machine_id.clone()),
+        computer_dns_name: None,
+        requestor: None,
+        requestor_comment: None,
+        request_source: None,
+        creation_date_time_utc: None,
+        last_update_date_time_utc: None,
+        cancellation_requestor: None,
+        cancellation_comment: None,
+        cancellation_date_time_utc: None,
+        related_file_info: None,
+        raw: "{}".into(),
+    };
+    MachineOutcome {
+        machine_id,
+        outcome: Ok(Quarantined {
+            action,
+            adopted: false,
+        }),
     }
 }
 
