@@ -112,6 +112,16 @@ pub struct SimulateArgs {
     /// The environment variable holding the registered application's client secret.
     #[arg(long, default_value = "MDE_CLIENT_SECRET", requires = "client_id")]
     pub client_secret_env: String,
+    /// Calls a minute each API allows (default: the API's 100); 0 lifts the limit.
+    #[arg(long)]
+    pub per_minute: Option<u32>,
+    /// Settle each action as succeeded this many seconds after its creation, instead of over
+    /// two polls.
+    #[arg(long)]
+    pub settle_secs: Option<u64>,
+    /// The most items a listing page holds (default 10,000, the API's largest page).
+    #[arg(long)]
+    pub page_size: Option<usize>,
 }
 
 #[derive(Args)]

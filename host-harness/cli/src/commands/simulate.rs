@@ -6,8 +6,12 @@ use crate::args::SimulateArgs;
 use anyhow::{Context, Result};
 use defender_host::escape::escape;
 use defender_simulator::example::{FLEET, SHA1};
-use defender_simulator::{ClientProof, Simulator};
+use defender_simulator::{ClientProof, Progression, RateLimit, Simulator};
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// The longest `--settle-secs` honoured: a day.
+const MAX_SETTLE_SECS: u64 = 86_400;
 
 /// Serves until Ctrl-C.
 pub async fn run(args: SimulateArgs, console: &mut Console<'_>) -> Result<ExitCode> {
@@ -37,6 +41,23 @@ pub async fn run(args: SimulateArgs, console: &mut Console<'_>) -> Result<ExitCo
         .await
         .context("starting the simulator")?;
     simulator.file_seen_on(SHA1, &FLEET);
+    match args.per_minute {
+        Some(0) => simulator.set_rate_limit(None),
+        Some(per_minute) => simulator.set_rate_limit(Some(RateLimit {
+            per_minute,
+            per_hour: RateLimit::default().per_hour.max(per_minute),
+        })),
+        None => {}
+    }
+    if let Some(secs) = args.settle_secs {
+        simulator.set_progression(Progression::Settle {
+            after: Duration::from_secs(secs.min(MAX_SETTLE_SECS)),
+            final_status: "Succeeded".into(),
+        });
+    }
+    if let Some(size) = args.page_size {
+        simulator.set_page_size(size);
+    }
     if let Some((tenant_id, client_id, secret)) = app {
         simulator.register_client(&tenant_id, &client_id, ClientProof::Secret(secret));
         writeln!(
