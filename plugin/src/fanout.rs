@@ -139,8 +139,9 @@ fn everywhere(
             Ok(id) if !seen.insert(id.as_str().to_owned()) => continue,
             Ok(_) if seen.len() > max => Err((raw.to_ascii_lowercase(), past_cap())),
             Ok(id) => Ok(id),
+            // Named by at most 64 characters of what was listed: it is the API's text.
             Err(_) => Err((
-                raw,
+                raw.chars().take(64).collect(),
                 invalid(
                     "machine-id",
                     "the API listed a device ID that is not 40 hex characters".into(),

@@ -76,8 +76,18 @@ pub fn parse_listing(body: &[u8]) -> Result<Page, String> {
     })
 }
 
+/// The largest action JSON kept as `raw`: an action with the longest comment is under 40 KiB;
+/// a larger one keeps its typed members only, so one answer cannot outgrow what a call may
+/// hand back.
+pub const MAX_RAW_BYTES: usize = 64 * 1024;
+
 /// Builds a MachineAction from an already parsed JSON object and its text.
 pub fn from_members(members: &Map<String, Value>, raw: String) -> Result<MachineAction, String> {
+    let raw = if raw.len() > MAX_RAW_BYTES {
+        String::new()
+    } else {
+        raw
+    };
     let id = text(members, "id")
         .filter(|id| !id.is_empty())
         .ok_or_else(|| "the body has no action `id`".to_string())?;
@@ -190,6 +200,13 @@ mod tests {
         );
         let last = parse_listing(br#"{"value":[],"@odata.nextLink":null}"#).unwrap();
         assert_eq!(last.next_link, None);
+    }
+
+    #[test]
+    fn an_action_too_large_keeps_its_typed_members_only() {
+        let body = format!(r#"{{"id":"a","title":"{}"}}"#, "x".repeat(MAX_RAW_BYTES));
+        let action = parse(body.as_bytes()).unwrap();
+        assert_eq!((action.id.as_str(), action.raw.as_str()), ("a", ""));
     }
 
     #[test]

@@ -123,7 +123,21 @@ fn success_body<T>(
     })
 }
 
-/// Reads `{"error": {"code", "message", "target"}}`; any other body is described instead.
+/// The most characters kept of an error's `code` and `target` (a word and a GUID).
+const MAX_CODE_CHARS: usize = 256;
+/// The most characters kept of an error's `message`.
+const MAX_MESSAGE_CHARS: usize = 4096;
+
+/// At most `most` characters of `text`, with `…` where it was cut.
+fn shortened(text: &str, most: usize) -> String {
+    match text.char_indices().nth(most) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Reads `{"error": {"code", "message", "target"}}` (each bounded); any other body is
+/// described instead.
 pub fn api_error(response: &RawResponse) -> ApiError {
     let mut api = ApiError {
         status: response.status,
@@ -135,10 +149,17 @@ pub fn api_error(response: &RawResponse) -> ApiError {
         .ok()
         .and_then(|body| body.get("error").cloned());
     if let Some(error) = error.as_ref().and_then(Value::as_object) {
-        let text = |key: &str| error.get(key).and_then(Value::as_str).map(str::to_owned);
-        api.code = text("code");
-        api.message = text("message");
-        api.target = text("target");
+        // Bounded, so a verbose or hostile answer cannot make one device's error outgrow what
+        // a call may hand back.
+        let text = |key: &str, most: usize| {
+            error
+                .get(key)
+                .and_then(Value::as_str)
+                .map(|t| shortened(t, most))
+        };
+        api.code = text("code", MAX_CODE_CHARS);
+        api.message = text("message", MAX_MESSAGE_CHARS);
+        api.target = text("target", MAX_CODE_CHARS);
     } else if response.truncated {
         api.message = Some(format!("the error body exceeds {MAX_BODY_BYTES} bytes"));
     } else if !response.body.is_empty() {
@@ -234,6 +255,19 @@ mod tests {
             machine_action(&response, Effect::Create),
             Err(ActionError::Upstream(_))
         ));
+    }
+
+    #[test]
+    fn an_errors_fields_are_bounded() {
+        let body = format!(
+            r#"{{"error":{{"code":"{}","message":"{}","target":"t"}}}}"#,
+            "C".repeat(10_000),
+            "é".repeat(100_000)
+        );
+        let api = api_error(&answer(400, &body));
+        assert_eq!(api.code.unwrap().chars().count(), MAX_CODE_CHARS + 1);
+        assert_eq!(api.message.unwrap().chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(api.target.as_deref(), Some("t"));
     }
 
     #[test]

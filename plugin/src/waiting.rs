@@ -21,8 +21,8 @@ use std::collections::{HashMap, HashSet};
 const FIRST_POLL_MS: u64 = 2_000;
 const POLL_GROWTH_TENTHS: u64 = 15;
 const MAX_POLL_MS: u64 = 30_000;
-/// The most actions a round polls one by one when its listing stopped before its end.
-const MAX_GETS_FOR_MISSED: usize = 20;
+/// The most actions a round polls one by one (adopted ones, and ones its listing missed).
+const MAX_GETS_PER_ROUND: usize = 20;
 /// The cancellation's reason when the request's comment cannot be used.
 const TIMED_OUT: &str = "Wait timed out; cancelled";
 
@@ -38,6 +38,7 @@ pub fn wait_for_final(
 ) {
     let deadline = started.saturating_add(wait.timeout_ms);
     let mut interval = FIRST_POLL_MS;
+    let mut round: usize = 0;
     loop {
         let pending = pending(outcomes);
         if pending.is_empty() || host.now_ms().saturating_add(interval) > deadline {
@@ -45,7 +46,8 @@ pub fn wait_for_final(
         }
         host.sleep_ms(interval);
         interval = (interval * POLL_GROWTH_TENTHS / 10).min(MAX_POLL_MS);
-        poll_round(host, outcomes, &pending, deadline);
+        poll_round(host, outcomes, &pending, deadline, round);
+        round = round.wrapping_add(1);
     }
     if !wait.cancel_on_timeout {
         return;
@@ -66,14 +68,17 @@ pub fn wait_for_final(
 
 /// One round: one listing of this type's actions created since the oldest of this run's
 /// (actions it created, with a creation time), matched by ID and read only until all are seen;
-/// a `GET` for each of the others (adopted actions, which may be much older, and a single
-/// action), and for those an incomplete listing missed, up to a few. An action the round did
+/// a `GET` for the others (adopted actions, which may be much older, and a single action), and
+/// for those a listing that failed or stopped early missed: at most [`MAX_GETS_PER_ROUND`] a
+/// round, taken in turn from round to round, so none is left out for good and a re-run that
+/// adopts a thousand actions does not spend a thousand calls a round. An action the round did
 /// not see keeps its status until the next.
 fn poll_round(
     host: &mut impl Host,
     outcomes: &mut [MachineOutcome],
     pending: &[(usize, ActionId)],
     deadline: u64,
+    round: usize,
 ) {
     let policy = within(host, deadline);
     let created_here = |index: usize| {
@@ -90,20 +95,24 @@ fn poll_round(
         .min();
     match (since, listed.len()) {
         (Some(since), 2..) => {
-            let missed = list_round(host, outcomes, &listed, since, &policy);
-            one_by_one.extend(missed.into_iter().take(MAX_GETS_FOR_MISSED));
+            one_by_one.extend(list_round(host, outcomes, &listed, since, &policy))
         }
         _ => one_by_one.extend(listed),
     }
-    for (index, id) in one_by_one {
+    let start = round
+        .saturating_mul(MAX_GETS_PER_ROUND)
+        .checked_rem(one_by_one.len())
+        .unwrap_or(0);
+    one_by_one.rotate_left(start);
+    for (index, id) in one_by_one.into_iter().take(MAX_GETS_PER_ROUND) {
         if let Ok(action) = operations::get_action(host, &id, &policy) {
             update(host, outcomes.get_mut(index), action);
         }
     }
 }
 
-/// One listing for `listed`, each action found recorded; the ones an incomplete listing did
-/// not reach.
+/// One listing for `listed`, each action found recorded; the ones a failed or incomplete
+/// listing did not reach.
 fn list_round(
     host: &mut impl Host,
     outcomes: &mut [MachineOutcome],
@@ -120,7 +129,7 @@ fn list_round(
             .is_some_and(|id| wanted.contains(id.to_ascii_lowercase().as_str()))
     };
     let Ok(listing) = paging::read(host, &first, ACTIONS_PER_PAGE, enough, keep, policy) else {
-        return Vec::new();
+        return listed.to_vec();
     };
     let complete = listing.stopped.is_none();
     let mut found: HashMap<String, MachineAction> = listing

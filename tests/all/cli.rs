@@ -724,3 +724,24 @@ async fn the_apis_json_is_compacted_and_what_a_terminal_acts_on_escaped() {
     let action: serde_json::Value = serde_json::from_str(&run.out).unwrap();
     assert_eq!(action["note"], sent);
 }
+
+#[tokio::test]
+async fn an_error_entry_from_the_api_reaches_stdout_escaped() {
+    let simulator = simulator().await;
+    let reply = Reply::Error {
+        status: 404,
+        code: "Not\u{9b}2JFound".into(),
+        message: "gone\u{202e}".into(),
+    };
+    simulator.reply_for_machine(OTHER, reply);
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE, "--machine-id", OTHER],
+        &["--sha1", SHA1],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::FAILURE, "{}", run.err);
+    assert!(!run.out.contains(['\u{9b}', '\u{202e}']), "{}", run.out);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(outcomes[1]["error"]["code"], "Not\u{9b}2JFound");
+}

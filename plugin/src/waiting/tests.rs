@@ -74,24 +74,46 @@ fn fifty_actions_cost_one_listing_a_round() {
 }
 
 #[test]
-fn actions_missing_from_a_listing_or_a_failed_round_keep_their_status() {
+fn a_failed_listing_is_made_up_for_by_gets_and_missed_actions_keep_their_status() {
     let mut outcomes = outcomes(3);
     let mut script = Script {
         answers: [
+            // Round 1: the listing fails for good, so each action gets a GET instead.
             answer(503, "{}"),
             answer(503, "{}"),
             answer(503, "{}"),
             answer(503, "{}"),
-            listing(2, "Succeeded"),
+            answer(200, &action_json(0, "InProgress")),
+            answer(
+                404,
+                r#"{"error":{"code":"NotFound","message":"m","target":"t"}}"#,
+            ),
+            answer(
+                404,
+                r#"{"error":{"code":"NotFound","message":"m","target":"t"}}"#,
+            ),
+            answer(
+                404,
+                r#"{"error":{"code":"NotFound","message":"m","target":"t"}}"#,
+            ),
+            answer(
+                404,
+                r#"{"error":{"code":"NotFound","message":"m","target":"t"}}"#,
+            ),
             answer(200, &action_json(2, "Failed")),
+            // Round 2: a listing that shows only the first: the second keeps its status.
+            listing(1, "Succeeded"),
+            // Round 3: one left, by its ID.
+            answer(200, &action_json(1, "Succeeded")),
         ]
         .into(),
         ..Default::default()
     };
     wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
-    assert_eq!(status(&outcomes[0]), ActionStatus::Succeeded);
-    assert_eq!(status(&outcomes[2]), ActionStatus::Failed);
     assert!(script.answers.is_empty());
+    assert_eq!(status(&outcomes[0]), ActionStatus::Succeeded);
+    assert_eq!(status(&outcomes[1]), ActionStatus::Succeeded);
+    assert_eq!(status(&outcomes[2]), ActionStatus::Failed);
 }
 
 #[test]
@@ -131,6 +153,34 @@ fn the_rest_is_cancelled_at_the_timeout_naming_the_comment() {
         outcomes
             .iter()
             .all(|o| status(o) == ActionStatus::Cancelled)
+    );
+}
+
+#[test]
+fn one_by_one_polls_are_bounded_and_taken_in_turn() {
+    let mut outcomes = outcomes(25);
+    for outcome in &mut outcomes {
+        if let Ok(q) = outcome.outcome.as_mut() {
+            q.adopted = true;
+        }
+    }
+    let pending = |n: usize| answer(200, &action_json(n, "Pending"));
+    let done = |n: usize| answer(200, &action_json(n, "Succeeded"));
+    let mut answers: Vec<_> = (0..20).map(done).collect();
+    // Twenty a round: the five left wait for the next rounds.
+    answers.extend((20..25).map(pending));
+    answers.extend((20..25).map(done));
+    let mut script = Script {
+        answers: answers.into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
+    assert!(script.answers.is_empty());
+    assert_eq!(script.sent.len(), 30);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| status(o) == ActionStatus::Succeeded)
     );
 }
 

@@ -8,24 +8,24 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-/// The action's JSON object as the API sent it (the component's `raw`), with the white space
-/// between its tokens taken out and, inside its strings, every character a terminal would act
-/// on written as a JSON `\uXXXX` escape (the same text once decoded), so nothing the API sent
-/// can move the cursor or reorder a line; or, when the component gave none that is a JSON
-/// object, the typed record written with the API's names.
+/// The action's JSON object as the API sent it (the component's `raw`, checked to be one),
+/// with the white space between its tokens taken out and the characters a terminal acts on
+/// escaped ([`safe_json`]); or, when the component gave none, the typed record written with
+/// the API's names, escaped the same way.
 pub fn action_raw(action: &MachineAction) -> serde_json::Result<Box<RawValue>> {
-    let compact = compact(&action.raw);
-    if compact.starts_with('{')
-        && let Ok(raw) = RawValue::from_string(compact)
-    {
-        return Ok(raw);
-    }
-    serde_json::value::to_raw_value(&action_json(action))
+    let sent = action.raw.trim();
+    let json = match RawValue::from_string(sent.to_owned()) {
+        Ok(_) if sent.starts_with('{') => sent.to_owned(),
+        _ => serde_json::to_string(&action_json(action))?,
+    };
+    RawValue::from_string(safe_json(&json, false))
 }
 
-/// `json` without the white space outside its strings, and with the characters
-/// [`is_unsafe`] names escaped inside them.
-fn compact(json: &str) -> String {
+/// Valid JSON `json` with, inside its strings, every character [`is_unsafe`] names (control,
+/// bidirectional and separator characters, which serde_json and the API may write raw) written
+/// as a `\uXXXX` escape: the same text once decoded, so nothing received can move a terminal's
+/// cursor or reorder a line. Without `keep_space`, the white space between tokens goes too.
+pub fn safe_json(json: &str, keep_space: bool) -> String {
     let mut out = String::with_capacity(json.len());
     let (mut in_string, mut escaped) = (false, false);
     for c in json.chars() {
@@ -36,7 +36,7 @@ fn compact(json: &str) -> String {
                 out.push_str(&format!("\\u{:04x}", u32::from(c)));
                 continue;
             }
-        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+        } else if !keep_space && matches!(c, ' ' | '\t' | '\n' | '\r') {
             continue;
         } else {
             in_string = c == '"';

@@ -62,7 +62,8 @@ pub fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<Exi
 /// The fan-out's array; exit 1 when any device failed, after reporting every device.
 pub fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) -> Result<ExitCode> {
     let entries = json::outcomes_json(outcomes)?;
-    writeln!(console.out, "{}", serde_json::to_string_pretty(&entries)?)?;
+    let text = serde_json::to_string_pretty(&entries)?;
+    writeln!(console.out, "{}", json::safe_json(&text, true))?;
     let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
     for outcome in &failed {
         if let Err(error) = &outcome.outcome {

@@ -146,6 +146,7 @@ impl Outbound {
     /// Records a permit granted by `api`'s budget.
     pub fn add_permit(&mut self, api: Api) {
         if let Some(permits) = self.permits.get_mut(api_index(api)) {
+            expire(permits);
             // The budget counted it now; more than the invocation may send are not kept.
             if permits.len() < MAX_PERMITS_HELD {
                 permits.push_back(Instant::now());
@@ -219,12 +220,7 @@ impl Outbound {
             return Err("no credential was granted to this invocation".into());
         };
         let fresh = self.permits.get_mut(api_index(api)).is_some_and(|permits| {
-            while permits
-                .front()
-                .is_some_and(|granted| granted.elapsed() > PERMIT_LIFETIME)
-            {
-                permits.pop_front();
-            }
+            expire(permits);
             permits.pop_front().is_some()
         });
         if !fresh {
@@ -324,4 +320,14 @@ impl WasiHttpHooks for Outbound {
 /// Where `api` is in [`Api::ALL`], and so in the per-API arrays.
 fn api_index(api: Api) -> usize {
     Api::ALL.iter().position(|a| *a == api).unwrap_or_default()
+}
+
+/// Drops the permits older than [`PERMIT_LIFETIME`] (the oldest are first).
+fn expire(permits: &mut VecDeque<Instant>) {
+    while permits
+        .front()
+        .is_some_and(|granted| granted.elapsed() > PERMIT_LIFETIME)
+    {
+        permits.pop_front();
+    }
 }

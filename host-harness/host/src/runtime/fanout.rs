@@ -284,27 +284,31 @@ fn sized_for(targets: &Targets, max_machines: u32) -> u32 {
     }
 }
 
-/// `prepare` may only normalise the devices it was given (lower case, duplicates dropped), and
-/// names none for `everywhere`: the host starts one invocation for each device it returns.
+/// `prepare` may only normalise the devices it was given (white space trimmed, lower case,
+/// duplicates dropped, input order kept), and names none for `everywhere`: the host starts one
+/// invocation for each device it returns, so a device left out would get no outcome and one
+/// named twice would be sent twice.
 fn only_devices_asked_for(targets: &Targets, prepared: &[String]) -> Result<(), String> {
     let asked: &[String] = match targets {
         Targets::Machines(ids) => ids,
         Targets::Everywhere => &[],
     };
-    if prepared.len() > asked.len() {
+    let mut seen = std::collections::HashSet::new();
+    let expected: Vec<String> = asked
+        .iter()
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| seen.insert(a.clone()))
+        .collect();
+    if prepared.len() != expected.len() {
         return Err(format!(
             "prepare returned {} devices for {} asked for",
             prepared.len(),
-            asked.len()
+            expected.len()
         ));
     }
-    let asked: std::collections::HashSet<String> = asked
-        .iter()
-        .map(|a| a.trim().to_ascii_lowercase())
-        .collect();
-    match prepared.iter().find(|id| !asked.contains(id.as_str())) {
-        Some(id) => Err(format!(
-            "prepare returned a device that was not asked for: {}",
+    match prepared.iter().zip(&expected).find(|(p, e)| p != e) {
+        Some((id, _)) => Err(format!(
+            "prepare returned a device that was not asked for there: {}",
             crate::escape::escape(&id.chars().take(64).collect::<String>())
         )),
         None => Ok(()),
@@ -394,12 +398,20 @@ mod tests {
         let a = "A".repeat(40);
         let asked = Targets::Machines(vec![format!(" {a} "), "b".repeat(40)]);
         let lower = "a".repeat(40);
-        assert!(only_devices_asked_for(&asked, std::slice::from_ref(&lower)).is_ok());
         assert!(only_devices_asked_for(&asked, &[lower.clone(), "b".repeat(40)]).is_ok());
-        let foreign = only_devices_asked_for(&asked, &["c".repeat(40)]).unwrap_err();
+        let foreign = only_devices_asked_for(&asked, &[lower.clone(), "c".repeat(40)]).unwrap_err();
         assert!(foreign.contains(&"c".repeat(40)), "{foreign}");
-        let more = vec![lower; 3];
-        assert!(only_devices_asked_for(&asked, &more).is_err());
+        // Left out, named twice, or out of order: each would lose or double a device.
+        for wrong in [
+            vec![lower.clone()],
+            vec![lower.clone(), lower.clone()],
+            vec!["b".repeat(40), lower.clone()],
+            vec![lower; 3],
+        ] {
+            assert!(only_devices_asked_for(&asked, &wrong).is_err(), "{wrong:?}");
+        }
+        let twice = Targets::Machines(vec!["b".repeat(40), "B".repeat(40)]);
+        assert!(only_devices_asked_for(&twice, &["b".repeat(40)]).is_ok());
         assert!(only_devices_asked_for(&Targets::Everywhere, &ids(&["x"])).is_err());
         assert!(only_devices_asked_for(&Targets::Everywhere, &[]).is_ok());
     }

@@ -19,6 +19,7 @@ use crate::transport::{ConnectionPool, HttpClient, NetworkError, Timeouts};
 use crate::{ActionError, MachineAction};
 use code_cache::Source;
 use invocation::Invocation;
+pub(crate) use sizing::MOST_MEMORY;
 use sizing::Sizing;
 use std::future::Future;
 use std::pin::Pin;

@@ -341,6 +341,11 @@ impl LimitsConfig {
             limits.cpu = Duration::from_millis(ms);
         }
         if let Some(mib) = self.memory_mib {
+            // The pool's memory slots hold at most this much, whatever a tenant asks.
+            let most = crate::runtime::MOST_MEMORY / (1024 * 1024);
+            if mib == 0 || mib > most {
+                return Err(("limits.memory-mib", format!("must be from 1 to {most}")));
+            }
             limits.memory_bytes = mib.saturating_mul(1024 * 1024);
         }
         if let Some(d) = secs("limits.wall-clock-secs", self.wall_clock_secs)? {

@@ -474,3 +474,15 @@ fn budgets_equal_in_effect_are_the_same_however_written() {
         &tenants.get("b").unwrap().budgets
     ));
 }
+
+#[test]
+fn a_memory_limit_past_the_pools_slots_is_refused() {
+    for mib in [0, 1025] {
+        let text = format!(
+            "[[tenant]]\nname = \"x\"\ncloud = \"commercial\"\n[tenant.credential]\nkind = \"token\"\n\
+             token-env = \"X\"\n[tenant.limits]\nmemory-mib = {mib}\n"
+        );
+        let error = error_of(&text);
+        assert!(error.contains("limits.memory-mib"), "{error}");
+    }
+}
