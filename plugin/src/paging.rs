@@ -8,7 +8,7 @@ use crate::bindings::defender::endpoint::types::{ActionError, ApiError};
 use crate::call::{Host, api_base, perform};
 use crate::machine_action::Listed;
 use crate::request::ApiRequest;
-use crate::response;
+use crate::response::{self, shortened};
 use crate::retry::RetryPolicy;
 use std::collections::HashSet;
 
@@ -180,14 +180,10 @@ fn is_url_byte(byte: u8) -> bool {
 }
 
 fn unfollowed(link: &str, why: &str) -> ActionError {
-    let mut shown: String = link
+    let shown: String = shortened(link, MAX_SHOWN_LINK)
         .chars()
-        .take(MAX_SHOWN_LINK)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect();
-    if link.chars().count() > MAX_SHOWN_LINK {
-        shown.push('…');
-    }
     upstream(format!(
         "the API's @odata.nextLink {shown:?} {why}; it was not followed"
     ))

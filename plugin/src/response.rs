@@ -129,7 +129,7 @@ const MAX_CODE_CHARS: usize = 256;
 const MAX_MESSAGE_CHARS: usize = 4096;
 
 /// At most `most` characters of `text`, with `…` where it was cut.
-fn shortened(text: &str, most: usize) -> String {
+pub fn shortened(text: &str, most: usize) -> String {
     match text.char_indices().nth(most) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),

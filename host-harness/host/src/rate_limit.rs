@@ -58,7 +58,8 @@ impl Api {
         Api::ALL.into_iter().find(|api| api.name() == name)
     }
 
-    fn index(self) -> usize {
+    /// Where the API is in [`Api::ALL`], and so in every per-API array.
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }

@@ -145,7 +145,7 @@ impl Outbound {
 
     /// Records a permit granted by `api`'s budget.
     pub fn add_permit(&mut self, api: Api) {
-        if let Some(permits) = self.permits.get_mut(api_index(api)) {
+        if let Some(permits) = self.permits.get_mut(api.index()) {
             expire(permits);
             // The budget counted it now; more than the invocation may send are not kept.
             if permits.len() < MAX_PERMITS_HELD {
@@ -171,7 +171,7 @@ impl Outbound {
         // Once for each 429 the host saw: a guest cannot re-arm the pause in a loop.
         let saw = self
             .throttled
-            .get(api_index(api))
+            .get(api.index())
             .is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
         if saw {
             self.budgets
@@ -219,7 +219,7 @@ impl Outbound {
         let Some(token) = &self.token else {
             return Err("no credential was granted to this invocation".into());
         };
-        let fresh = self.permits.get_mut(api_index(api)).is_some_and(|permits| {
+        let fresh = self.permits.get_mut(api.index()).is_some_and(|permits| {
             expire(permits);
             permits.pop_front().is_some()
         });
@@ -283,7 +283,7 @@ impl WasiHttpHooks for Outbound {
                 unauthorized.store(true, Ordering::Relaxed);
             }
             if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
-                if let Some(flag) = throttled.get(api_index(api)) {
+                if let Some(flag) = throttled.get(api.index()) {
                     flag.store(true, Ordering::Relaxed);
                 }
                 let asked = response
@@ -315,11 +315,6 @@ impl WasiHttpHooks for Outbound {
             Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
-}
-
-/// Where `api` is in [`Api::ALL`], and so in the per-API arrays.
-fn api_index(api: Api) -> usize {
-    Api::ALL.iter().position(|a| *a == api).unwrap_or_default()
 }
 
 /// Drops the permits older than [`PERMIT_LIFETIME`] (the oldest are first).
