@@ -297,12 +297,19 @@ async fn a_machines_file_and_a_file_to_hash() {
 
 #[tokio::test]
 async fn too_many_devices_exit_2_before_sending() {
-    let simulator = simulator().await;
-    let dir = scratch_dir("cli-many");
-    let list = dir.join("machines.txt");
     let ids: Vec<String> = (0..1001).map(|i| format!("{i:040x}")).collect();
-    std::fs::write(&list, ids.join("\n")).unwrap();
-    let list = list.display().to_string();
+    let err = refused_machines_file("cli-many", &ids.join("\n")).await;
+    assert!(err.contains("machine-ids"), "{err}");
+}
+
+/// `stop-and-quarantine --machines-file` with a file holding `text`: exit 2 and nothing sent;
+/// the error line.
+async fn refused_machines_file(name: &str, text: &str) -> String {
+    let simulator = simulator().await;
+    let dir = scratch_dir(name);
+    let path = dir.join("machines.txt");
+    std::fs::write(&path, text).unwrap();
+    let list = path.display().to_string();
     let run = cli_owned(quarantine_args(
         &simulator,
         &["--machines-file", &list],
@@ -311,8 +318,8 @@ async fn too_many_devices_exit_2_before_sending() {
     .await;
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(run.code, ExitCode::from(2));
-    assert!(run.err.contains("machine-ids"), "{}", run.err);
     assert!(simulator.requests().is_empty());
+    run.err
 }
 
 #[tokio::test]
@@ -586,21 +593,9 @@ async fn a_large_file_is_hashed_as_a_stream_and_a_device_is_refused() {
 
 #[tokio::test]
 async fn a_machines_file_past_its_cap_is_refused_before_sending() {
-    let simulator = simulator().await;
-    let dir = scratch_dir("cli-many-lines");
-    let path = dir.join("machines.txt");
-    std::fs::write(&path, format!("{MACHINE}\n").repeat(30_000)).unwrap();
-    let list = path.display().to_string();
-    let run = cli_owned(quarantine_args(
-        &simulator,
-        &["--machines-file", &list],
-        &["--sha1", SHA1],
-    ))
-    .await;
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(run.code, ExitCode::from(2));
-    assert!(run.err.contains("more than 1048576 bytes"), "{}", run.err);
-    assert!(simulator.requests().is_empty());
+    let lines = format!("{MACHINE}\n").repeat(30_000);
+    let err = refused_machines_file("cli-many-lines", &lines).await;
+    assert!(err.contains("more than 1048576 bytes"), "{err}");
 }
 
 #[tokio::test]

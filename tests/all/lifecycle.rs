@@ -7,28 +7,22 @@ use defender_host::{
     Wait,
 };
 use defender_simulator::{Progression, Reply, Simulator};
-use integration_tests::{COMMENT, MACHINE, SHA1, component, simulator, tenant};
+use integration_tests::{
+    COMMENT, MACHINE, SHA1, component, quarantine_request as request, simulator, tenant,
+};
 use std::sync::{Arc, Mutex};
 
 const OTHER: &str = integration_tests::FLEET[1];
 const THIRD: &str = integration_tests::FLEET[2];
 const FOURTH: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn request(targets: Targets, wait: Option<Wait>) -> QuarantineRequest {
-    integration_tests::quarantine_request(targets, wait)
-}
-
 fn machines(ids: &[&str]) -> Targets {
     Targets::Machines(ids.iter().map(|id| (*id).to_owned()).collect())
 }
 
 async fn quarantine(simulator: &Simulator, request: QuarantineRequest) -> Vec<MachineOutcome> {
-    component()
-        .quarantine(&tenant(simulator), request, None)
+    integration_tests::fan_out(simulator, request)
         .await
-        .expect("the call completes")
-        .result
-        .expect("the request is valid")
         .outcomes
 }
 

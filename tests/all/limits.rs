@@ -33,12 +33,17 @@ async fn endless_memory_growth_is_stopped_by_the_memory_limit() {
 
 #[tokio::test]
 async fn waiting_for_ever_is_stopped_by_the_wall_clock_not_the_cpu_limit() {
+    stopped_at_the_wall_clock("sleep", Duration::from_millis(100)).await;
+}
+
+/// The probe's `step`, with `cpu` to spend, ends at a wall clock of 0.8 s.
+async fn stopped_at_the_wall_clock(step: &str, cpu: Duration) {
     let limits = Limits {
-        cpu: Duration::from_millis(100),
+        cpu,
         wall_clock: Duration::from_millis(800),
         ..hostile_limits()
     };
-    let run = beside_a_good_tenant(api, "sleep", limits).await;
+    let run = beside_a_good_tenant(api, step, limits).await;
     assert_eq!(
         limit(run.result),
         LimitExceeded::WallClock(Duration::from_millis(800))
@@ -134,16 +139,7 @@ async fn a_response_larger_than_the_limit_ends_the_call() {
 
 #[tokio::test]
 async fn a_loop_in_wasm_is_stopped_at_the_wall_clock_even_with_cpu_to_spare() {
-    let limits = Limits {
-        cpu: Duration::from_secs(60),
-        wall_clock: Duration::from_millis(800),
-        ..hostile_limits()
-    };
-    let run = beside_a_good_tenant(api, "spin", limits).await;
-    assert_eq!(
-        limit(run.result),
-        LimitExceeded::WallClock(Duration::from_millis(800))
-    );
+    stopped_at_the_wall_clock("spin", Duration::from_secs(60)).await;
 }
 
 #[tokio::test]

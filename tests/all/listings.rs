@@ -3,26 +3,13 @@
 
 use defender_host::{ActionError, ActionStatus, FanOut, QuarantineRequest, Targets, Wait};
 use defender_simulator::{PageReply, Reply, Simulator};
-use integration_tests::{SHA1, component, simulator, tenant};
+use integration_tests::{SHA1, component, fan_out, quarantine_request as request, simulator};
 
 /// `count` device IDs of the simulated fleet.
 fn devices(count: usize) -> Vec<String> {
     (0..count)
         .map(|n| format!("{:08x}{n:032x}", 0x00dd_ba11_u32))
         .collect()
-}
-
-fn request(targets: Targets, wait: Option<Wait>) -> QuarantineRequest {
-    integration_tests::quarantine_request(targets, wait)
-}
-
-async fn fan_out(simulator: &Simulator, request: QuarantineRequest) -> FanOut {
-    component()
-        .quarantine(&tenant(simulator), request, None)
-        .await
-        .expect("the call completes")
-        .result
-        .expect("the request is valid")
 }
 
 /// The paths of the requests whose path starts with `prefix`.

@@ -10,7 +10,7 @@ use defender_host::limits::Limits;
 use defender_host::outbound::ApiOrigin;
 use defender_host::rate_limit::Budget;
 use defender_host::transport::HttpClient;
-use defender_host::{COMPONENT, File, QuarantineRequest, Runtime, Targets, Tenant, Wait};
+use defender_host::{COMPONENT, FanOut, File, QuarantineRequest, Runtime, Targets, Tenant, Wait};
 use defender_simulator::Simulator;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +60,17 @@ pub fn quarantine_request(targets: Targets, wait: Option<Wait>) -> QuarantineReq
         wait,
         max_machines: None,
     }
+}
+
+/// The product component's `quarantine` for [`tenant`] of `simulator`: the call completes
+/// and the request is valid.
+pub async fn fan_out(simulator: &Simulator, request: QuarantineRequest) -> FanOut {
+    component()
+        .quarantine(&tenant(simulator), request, None)
+        .await
+        .expect("the call completes")
+        .result
+        .expect("the request is valid")
 }
 
 /// A simulator that accepts only [`TOKEN`].
