@@ -95,7 +95,8 @@ pub fn perform(
             }) => return Err(Failure::MaybeSent(message)),
             Err(error) => return Err(ActionError::Transport(error.message).into()),
         };
-        match interpret(&response) {
+        let wall_clock_ms = host.wall_clock_ms();
+        match interpret(&response, wall_clock_ms) {
             Verdict::Success => return Ok(response),
             Verdict::Fail(error) => return Err(error.into()),
             Verdict::Unauthorized(api) => {

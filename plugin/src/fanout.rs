@@ -87,6 +87,8 @@ pub fn quarantine(host: &mut impl Host, request: QuarantineRequest) -> Result<Fa
                     outcome: created.map(|q| Quarantined {
                         action: q.action,
                         adopted: q.adopted,
+                        poll_error: None,
+                        cancel_error: None,
                     }),
                 }
             }
@@ -159,3 +161,6 @@ fn invalid(field: &str, message: String) -> ActionError {
         message,
     })
 }
+
+#[cfg(test)]
+mod tests;

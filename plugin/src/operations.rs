@@ -1,7 +1,9 @@
 //! The API operations as the component uses them: create with adoption and without duplicates,
 //! get with patience for new actions, cancel, and the listings.
 
-use crate::bindings::defender::endpoint::types::{ActionError, ActionStatus, MachineAction};
+use crate::bindings::defender::endpoint::types::{
+    ActionError, ActionStatus, ApiError, MachineAction,
+};
 use crate::call::{Failure, Host, perform};
 use crate::machine_action;
 use crate::request::{self, ApiRequest};
@@ -77,7 +79,8 @@ pub fn create(
                         action,
                         adopted: true,
                     }),
-                    _ => Err(ActionError::AlreadyPending(api)),
+                    Ok(None) => Err(ActionError::AlreadyPending(api)),
+                    Err(error) => Err(lookup_failed(error, &api)),
                 };
             }
             Err(Failure::Action(error)) => return Err(error),
@@ -179,6 +182,58 @@ fn find(
         })
         .filter(|a| wanted(a))
         .max_by_key(|a| created_ms(a).unwrap_or(0)))
+}
+
+/// The error of a failed look for the pending action the API said exists: the look's own, its
+/// message saying what came before, so the outcome is not taken for "another action is pending"
+/// when it may be this file's.
+fn lookup_failed(error: ActionError, pending: &ApiError) -> ActionError {
+    let context = match &pending.target {
+        Some(target) => format!(
+            "the API answered ActiveRequestAlreadyExists (correlation ID {target}), and looking \
+             for the device's pending action failed"
+        ),
+        None => "the API answered ActiveRequestAlreadyExists, and looking for the device's \
+                 pending action failed"
+            .to_owned(),
+    };
+    let amend = |api: &mut ApiError| {
+        let said = api.message.take().unwrap_or_default();
+        api.message = Some(format!("{context}: {said}"));
+    };
+    match error {
+        ActionError::Unauthorized(mut api) => {
+            amend(&mut api);
+            ActionError::Unauthorized(api)
+        }
+        ActionError::NotFound(mut api) => {
+            amend(&mut api);
+            ActionError::NotFound(api)
+        }
+        ActionError::AlreadyPending(mut api) | ActionError::Upstream(mut api) => {
+            amend(&mut api);
+            ActionError::Upstream(api)
+        }
+        ActionError::Forbidden(mut forbidden) => {
+            amend(&mut forbidden.api);
+            ActionError::Forbidden(forbidden)
+        }
+        ActionError::RateLimited(mut limited) => {
+            let api = limited.api.get_or_insert_with(|| ApiError {
+                status: pending.status,
+                code: pending.code.clone(),
+                message: None,
+                target: pending.target.clone(),
+            });
+            amend(api);
+            ActionError::RateLimited(limited)
+        }
+        ActionError::Transport(message) => ActionError::Transport(format!("{context}: {message}")),
+        ActionError::Credentials(message) => {
+            ActionError::Credentials(format!("{context}: {message}"))
+        }
+        ActionError::InvalidInput(invalid) => ActionError::InvalidInput(invalid),
+    }
 }
 
 /// A few words on an error, for another error's message.

@@ -76,7 +76,7 @@ proptest! {
         truncated in any::<bool>(),
     ) {
         let answer = RawResponse { status, retry_after, body, truncated };
-        let _ = response::interpret(&answer);
+        let _ = response::interpret(&answer, 0);
         let _ = response::machine_action(&answer, response::Effect::Create);
         let _ = response::listing(&answer);
         let _ = response::api_error(&answer);
@@ -84,6 +84,6 @@ proptest! {
 
     #[test]
     fn any_retry_after_is_a_number_of_milliseconds(value in ".{0,40}") {
-        let _ = response::retry_after_ms(Some(&value));
+        let _ = response::retry_after_ms(Some(&value), 0);
     }
 }

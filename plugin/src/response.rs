@@ -45,8 +45,9 @@ pub enum Verdict {
     ServerError(ApiError),
 }
 
-/// Interprets one answer.
-pub fn interpret(response: &RawResponse) -> Verdict {
+/// Interprets one answer; `wall_clock_ms` (milliseconds since the Unix epoch) turns a
+/// `Retry-After` date into a wait.
+pub fn interpret(response: &RawResponse, wall_clock_ms: u64) -> Verdict {
     let status = response.status;
     if status == 200 || status == 201 {
         return Verdict::Success;
@@ -63,7 +64,7 @@ pub fn interpret(response: &RawResponse) -> Verdict {
         })),
         404 => Verdict::Fail(ActionError::NotFound(api)),
         429 => Verdict::Throttled {
-            retry_after_ms: retry_after_ms(response.retry_after.as_deref()),
+            retry_after_ms: retry_after_ms(response.retry_after.as_deref(), wall_clock_ms),
             api,
         },
         500 | 502 | 503 | 504 => Verdict::ServerError(api),
@@ -171,14 +172,27 @@ pub fn api_error(response: &RawResponse) -> ApiError {
     api
 }
 
-/// `Retry-After` in seconds (the API's form, digits only); an HTTP date, a sign or garbage gets
-/// the default.
-pub fn retry_after_ms(header: Option<&str>) -> u64 {
-    header
-        .map(str::trim)
-        .filter(|value| !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|value| value.parse::<u64>().ok())
-        .map_or(DEFAULT_RETRY_AFTER_MS, |secs| secs.saturating_mul(1000))
+/// `Retry-After` as a wait: delay-seconds (the API's usual form, digits only) or an HTTP date
+/// (RFC 9110 §10.2.3, which the API may send too), counted from `wall_clock_ms`; a date in the
+/// past is no wait. A sign, a fraction or garbage gets the default.
+pub fn retry_after_ms(header: Option<&str>, wall_clock_ms: u64) -> u64 {
+    let Some(value) = header.map(str::trim).filter(|value| !value.is_empty()) else {
+        return DEFAULT_RETRY_AFTER_MS;
+    };
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        // Any number of digits: one too large for u64 is a very long time, not garbage.
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return secs.saturating_mul(1000);
+    }
+    match httpdate::parse_http_date(value) {
+        Ok(at) => at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            })
+            .saturating_sub(wall_clock_ms),
+        Err(_) => DEFAULT_RETRY_AFTER_MS,
+    }
 }
 
 /// The first 200 characters of a body, printable only.
@@ -210,7 +224,7 @@ mod tests {
     #[test]
     fn created_is_the_action() {
         let response = answer(201, r#"{"id":"x","status":"Pending"}"#);
-        assert_eq!(interpret(&response), Verdict::Success);
+        assert_eq!(interpret(&response, 0), Verdict::Success);
         assert_eq!(machine_action(&response, Effect::Create).unwrap().id, "x");
     }
 
@@ -290,7 +304,7 @@ mod tests {
             "ClientVersionNotSupported",
         ] {
             let Verdict::Fail(ActionError::Upstream(api)) =
-                interpret(&answer(400, &error_body(code)))
+                interpret(&answer(400, &error_body(code)), 0)
             else {
                 panic!("{code}");
             };
@@ -302,7 +316,7 @@ mod tests {
 
     #[test]
     fn already_pending_is_its_own_error() {
-        let verdict = interpret(&answer(400, &error_body("ActiveRequestAlreadyExists")));
+        let verdict = interpret(&answer(400, &error_body("ActiveRequestAlreadyExists")), 0);
         assert!(matches!(
             verdict,
             Verdict::Fail(ActionError::AlreadyPending(_))
@@ -312,7 +326,7 @@ mod tests {
     #[test]
     fn forbidden_names_the_permissions() {
         let Verdict::Fail(ActionError::Forbidden(f)) =
-            interpret(&answer(403, &error_body("Forbidden")))
+            interpret(&answer(403, &error_body("Forbidden")), 0)
         else {
             panic!("expected forbidden");
         };
@@ -324,22 +338,22 @@ mod tests {
     #[test]
     fn statuses_map_to_their_verdicts() {
         assert!(matches!(
-            interpret(&answer(401, &error_body("Unauthorized"))),
+            interpret(&answer(401, &error_body("Unauthorized")), 0),
             Verdict::Unauthorized(_)
         ));
         assert!(matches!(
-            interpret(&answer(404, &error_body("ResourceNotFound"))),
+            interpret(&answer(404, &error_body("ResourceNotFound")), 0),
             Verdict::Fail(ActionError::NotFound(_))
         ));
         for status in [500, 502, 503, 504] {
             assert!(matches!(
-                interpret(&answer(status, "")),
+                interpret(&answer(status, ""), 0),
                 Verdict::ServerError(_)
             ));
         }
         for status in [405, 409, 501, 505] {
             assert!(matches!(
-                interpret(&answer(status, "")),
+                interpret(&answer(status, ""), 0),
                 Verdict::Fail(ActionError::Upstream(_))
             ));
         }
@@ -350,24 +364,35 @@ mod tests {
         let mut response = answer(429, &error_body("TooManyRequests"));
         response.retry_after = Some("7".into());
         assert!(matches!(
-            interpret(&response),
+            interpret(&response, 0),
             Verdict::Throttled {
                 retry_after_ms: 7000,
                 ..
             }
         ));
-        assert_eq!(retry_after_ms(None), DEFAULT_RETRY_AFTER_MS);
-        assert_eq!(
-            retry_after_ms(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
-            DEFAULT_RETRY_AFTER_MS
-        );
-        for signed in ["+100000000", "-5", " + 3"] {
+        assert_eq!(retry_after_ms(None, 0), DEFAULT_RETRY_AFTER_MS);
+        for garbage in ["+100000000", "-5", " + 3", "1.5", "soon", ""] {
             assert_eq!(
-                retry_after_ms(Some(signed)),
+                retry_after_ms(Some(garbage), 0),
                 DEFAULT_RETRY_AFTER_MS,
-                "{signed}"
+                "{garbage}"
             );
         }
+        assert_eq!(retry_after_ms(Some("99999999999999999999999"), 0), u64::MAX);
+    }
+
+    #[test]
+    fn a_retry_after_date_is_the_time_until_it() {
+        // Wed, 21 Oct 2015 07:28:00 GMT is 1,445,412,480 s after the epoch.
+        let date = Some("Wed, 21 Oct 2015 07:28:00 GMT");
+        let at = 1_445_412_480_000;
+        assert_eq!(retry_after_ms(date, at - 42_000), 42_000);
+        assert_eq!(retry_after_ms(date, at + 5_000), 0, "a date in the past");
+        assert_eq!(
+            retry_after_ms(Some("Wednesday, 21-Oct-15 07:28:00 GMT"), at - 1_000),
+            1_000,
+            "the obsolete RFC 850 form"
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! about every action this run created with one listing (`GET /api/machineactions`, this action
 //! type created since the oldest of them, page by page until all are seen), and about an
 //! adopted action or a single one with a `GET`; then cancelling the ones still not final when
-//! asked to.
+//! asked to. A look that fails is never dropped: it is reported as progress, and kept in the
+//! outcome (`poll-error`, `cancel-error`) until a later look succeeds.
 
 use crate::bindings::defender::endpoint::progress::Update;
-use crate::bindings::defender::endpoint::types::MachineAction;
+use crate::bindings::defender::endpoint::types::{ActionError, MachineAction};
 use crate::bindings::exports::defender::endpoint::actions::{MachineOutcome, Wait};
 use crate::call::Host;
 use crate::machine_action;
@@ -60,8 +61,9 @@ pub fn wait_for_final(
     };
     for (index, id) in pending(outcomes) {
         let policy = RetryPolicy::default();
-        if let Ok(action) = operations::cancel_action(host, &id, &reason, &policy) {
-            update(host, outcomes.get_mut(index), action);
+        match operations::cancel_action(host, &id, &reason, &policy) {
+            Ok(action) => update(host, outcomes.get_mut(index), action),
+            Err(error) => failed(host, outcomes.get_mut(index), Look::Cancel, error),
         }
     }
 }
@@ -105,14 +107,16 @@ fn poll_round(
         .unwrap_or(0);
     one_by_one.rotate_left(start);
     for (index, id) in one_by_one.into_iter().take(MAX_GETS_PER_ROUND) {
-        if let Ok(action) = operations::get_action(host, &id, &policy) {
-            update(host, outcomes.get_mut(index), action);
+        match operations::get_action(host, &id, &policy) {
+            Ok(action) => update(host, outcomes.get_mut(index), action),
+            Err(error) => failed(host, outcomes.get_mut(index), Look::Poll, error),
         }
     }
 }
 
 /// One listing for `listed`, each action found recorded; the ones a failed or incomplete
-/// listing did not reach.
+/// listing did not reach. A failed listing is recorded as each action's poll error until a
+/// `GET` sees it.
 fn list_round(
     host: &mut impl Host,
     outcomes: &mut [MachineOutcome],
@@ -128,8 +132,14 @@ fn list_round(
         machine_action::text(&item.members, "id")
             .is_some_and(|id| wanted.contains(id.to_ascii_lowercase().as_str()))
     };
-    let Ok(listing) = paging::read(host, &first, ACTIONS_PER_PAGE, enough, keep, policy) else {
-        return listed.to_vec();
+    let listing = match paging::read(host, &first, ACTIONS_PER_PAGE, enough, keep, policy) {
+        Ok(listing) => listing,
+        Err(error) => {
+            for (index, _) in listed {
+                failed(host, outcomes.get_mut(*index), Look::Poll, error.clone());
+            }
+            return listed.to_vec();
+        }
     };
     let complete = listing.stopped.is_none();
     let mut found: HashMap<String, MachineAction> = listing
@@ -174,7 +184,7 @@ fn within(host: &mut impl Host, deadline: u64) -> RetryPolicy {
     }
 }
 
-/// Records a newer view of an outcome's action, and tells the host.
+/// Records a newer view of an outcome's action, and tells the host: the last look succeeded.
 fn update(host: &mut impl Host, outcome: Option<&mut MachineOutcome>, action: MachineAction) {
     let Some(outcome) = outcome else {
         return;
@@ -182,6 +192,42 @@ fn update(host: &mut impl Host, outcome: Option<&mut MachineOutcome>, action: Ma
     report(host, &outcome.machine_id, &action);
     if let Ok(q) = outcome.outcome.as_mut() {
         q.action = action;
+        q.poll_error = None;
+    }
+}
+
+/// Which look at an action failed.
+#[derive(Clone, Copy)]
+enum Look {
+    /// A `GET`, or the listing the action was looked for in.
+    Poll,
+    /// The cancellation at the wait's timeout.
+    Cancel,
+}
+
+/// Records why a look at an outcome's action failed, and tells the host.
+fn failed(
+    host: &mut impl Host,
+    outcome: Option<&mut MachineOutcome>,
+    look: Look,
+    error: ActionError,
+) {
+    let Some(outcome) = outcome else {
+        return;
+    };
+    let Ok(q) = outcome.outcome.as_mut() else {
+        return;
+    };
+    host.progress(&Update {
+        machine_id: outcome.machine_id.clone(),
+        action_id: q.action.id.clone(),
+        status: q.action.status.clone(),
+        is_final: is_final(&q.action.status),
+        error: Some(error.clone()),
+    });
+    match look {
+        Look::Poll => q.poll_error = Some(error),
+        Look::Cancel => q.cancel_error = Some(error),
     }
 }
 
@@ -192,6 +238,7 @@ pub fn report(host: &mut impl Host, machine: &str, action: &MachineAction) {
         action_id: action.id.clone(),
         status: action.status.clone(),
         is_final: is_final(&action.status),
+        error: None,
     });
 }
 

@@ -48,6 +48,28 @@ impl ActionError {
         }
     }
 
+    /// How many bytes of text the error carries: what a guest could make the host hold or
+    /// print, for bounding it.
+    pub fn text_bytes(&self) -> usize {
+        let api_bytes = |api: &ApiError| {
+            let field = |f: &Option<String>| f.as_ref().map_or(0, String::len);
+            field(&api.code)
+                .saturating_add(field(&api.message))
+                .saturating_add(field(&api.target))
+        };
+        match self {
+            Self::InvalidInput(invalid) => {
+                invalid.field.len().saturating_add(invalid.message.len())
+            }
+            Self::Forbidden(forbidden) => forbidden
+                .required_permissions
+                .len()
+                .saturating_add(api_bytes(&forbidden.api)),
+            Self::Transport(message) | Self::Credentials(message) => message.len(),
+            other => other.api().map_or(0, api_bytes),
+        }
+    }
+
     /// The WIT name of the error's case, e.g. `not-found`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -88,7 +110,12 @@ mod tests {
             (not_found.kind(), not_found.api()),
             ("not-found", Some(&api))
         );
+        assert_eq!(
+            not_found.text_bytes(),
+            "ResourceNotFound".len() + "43f4".len()
+        );
         let transport = ActionError::Transport("connection-refused".into());
         assert_eq!((transport.kind(), transport.api()), ("transport", None));
+        assert_eq!(transport.text_bytes(), "connection-refused".len());
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bindings::defender::endpoint::rate_limit::Permit;
 use crate::example::{MACHINE, SHA1};
 use crate::script::{Script, answer};
 const ID: &str = "141408d1-384c-4c19-8b57-ba39e378011a";
@@ -105,6 +106,53 @@ fn already_pending_without_a_match_is_the_already_pending_error() {
         panic!("expected already pending");
     };
     assert_eq!(api.target.as_deref(), Some("t"));
+}
+
+#[test]
+fn already_pending_whose_lookup_fails_is_the_lookups_error_saying_so() {
+    let pending =
+        r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"m","target":"corr-p"}}"#;
+    let forbidden =
+        r#"{"error":{"code":"Forbidden","message":"no Machine.Read.All","target":"corr-l"}}"#;
+    let mut script = Script {
+        answers: [answer(400, pending), answer(403, forbidden)].into(),
+        ..Default::default()
+    };
+    let Err(ActionError::Forbidden(error)) = create_with(&mut script) else {
+        panic!("expected the lookup's 403, not already-pending");
+    };
+    assert_eq!(error.api.target.as_deref(), Some("corr-l"));
+    assert_eq!(
+        error.api.message.as_deref(),
+        Some(
+            "the API answered ActiveRequestAlreadyExists (correlation ID corr-p), and looking \
+             for the device's pending action failed: no Machine.Read.All"
+        )
+    );
+    assert_eq!(methods(&script), ["Post", "Get"]);
+}
+
+#[test]
+fn already_pending_whose_lookup_is_throttled_names_the_pending_answer() {
+    let pending =
+        r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"m","target":"corr-p"}}"#;
+    let mut script = Script {
+        answers: [answer(400, pending)].into(),
+        // The lookup's permit is refused for longer than the call's deadline.
+        permits: [Permit::Granted, Permit::Denied(10_000_000)].into(),
+        ..Default::default()
+    };
+    let Err(ActionError::RateLimited(limited)) = create_with(&mut script) else {
+        panic!("expected the lookup's rate limit");
+    };
+    let api = limited.api.expect("the pending answer is kept");
+    assert_eq!(api.status, 400);
+    assert_eq!(api.target.as_deref(), Some("corr-p"));
+    assert!(
+        api.message
+            .unwrap()
+            .starts_with("the API answered ActiveRequestAlreadyExists")
+    );
 }
 
 #[test]

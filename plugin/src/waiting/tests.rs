@@ -1,4 +1,5 @@
 use super::*;
+use crate::bindings::defender::endpoint::types::ActionError;
 use crate::bindings::defender::endpoint::types::ActionStatus;
 use crate::bindings::exports::defender::endpoint::actions::Quarantined;
 use crate::example::MACHINE;
@@ -26,6 +27,8 @@ fn outcomes(count: usize) -> Vec<MachineOutcome> {
             outcome: Ok(Quarantined {
                 action: machine_action::parse(action_json(n, "Pending").as_bytes()).unwrap(),
                 adopted: false,
+                poll_error: None,
+                cancel_error: None,
             }),
         })
         .collect()
@@ -254,4 +257,143 @@ fn a_listing_is_read_only_until_every_action_is_seen() {
             .iter()
             .all(|o| status(o) == ActionStatus::Succeeded)
     );
+}
+
+fn poll_error(outcome: &MachineOutcome) -> Option<ActionError> {
+    outcome.outcome.as_ref().unwrap().poll_error.clone()
+}
+
+fn not_found() -> Result<RawResponse, crate::call::SendError> {
+    answer(
+        404,
+        r#"{"error":{"code":"ResourceNotFound","message":"gone","target":"corr-9"}}"#,
+    )
+}
+
+#[test]
+fn a_poll_that_keeps_failing_is_reported_and_kept_in_the_outcome() {
+    let mut outcomes = outcomes(1);
+    // Every GET of the round is a 404 (retried three times, then believed), until the timeout.
+    let mut script = Script {
+        answers: [not_found(), not_found(), not_found(), not_found()].into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(3_000, false), None);
+    assert!(script.answers.is_empty());
+    let Some(ActionError::NotFound(api)) = poll_error(&outcomes[0]) else {
+        panic!("{:?}", outcomes[0]);
+    };
+    assert_eq!(api.target.as_deref(), Some("corr-9"));
+    assert_eq!(
+        status(&outcomes[0]),
+        ActionStatus::Pending,
+        "the last status seen"
+    );
+    assert_eq!(script.progress.len(), 1);
+    let update = &script.progress[0];
+    assert_eq!(update.action_id, id(0));
+    assert_eq!(update.status, ActionStatus::Pending);
+    assert!(!update.is_final);
+    assert!(matches!(update.error, Some(ActionError::NotFound(_))));
+}
+
+#[test]
+fn a_poll_error_is_cleared_by_a_later_look_that_succeeds() {
+    let mut outcomes = outcomes(1);
+    let mut script = Script {
+        answers: [
+            not_found(),
+            not_found(),
+            not_found(),
+            not_found(),
+            answer(200, &action_json(0, "Succeeded")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(600_000, false), None);
+    assert_eq!(poll_error(&outcomes[0]), None);
+    assert_eq!(status(&outcomes[0]), ActionStatus::Succeeded);
+    let errors: Vec<bool> = script.progress.iter().map(|u| u.error.is_some()).collect();
+    assert_eq!(errors, [true, false]);
+    assert!(script.progress[1].is_final);
+}
+
+#[test]
+fn a_failed_listing_is_each_actions_poll_error_until_a_get_sees_it() {
+    let mut outcomes = outcomes(2);
+    let unavailable = || {
+        answer(
+            503,
+            r#"{"error":{"code":"ServiceUnavailable","message":"m","target":"t"}}"#,
+        )
+    };
+    let mut script = Script {
+        // The listing fails for good (a first try and three retries); the GET of the first
+        // action succeeds, the second's answers 403.
+        answers: [
+            unavailable(),
+            unavailable(),
+            unavailable(),
+            unavailable(),
+            answer(200, &action_json(0, "Succeeded")),
+            answer(
+                403,
+                r#"{"error":{"code":"Forbidden","message":"m","target":"t"}}"#,
+            ),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(3_000, false), None);
+    assert!(script.answers.is_empty());
+    assert_eq!(poll_error(&outcomes[0]), None);
+    assert!(matches!(
+        poll_error(&outcomes[1]),
+        Some(ActionError::Forbidden(_))
+    ));
+    // Two reports of the listing's failure, then the first action's status, then the 403.
+    let reported: Vec<(String, bool)> = script
+        .progress
+        .iter()
+        .map(|u| (u.action_id.clone(), u.error.is_some()))
+        .collect();
+    assert_eq!(
+        reported,
+        [(id(0), true), (id(1), true), (id(0), false), (id(1), true)]
+    );
+    assert!(matches!(
+        script.progress[0].error,
+        Some(ActionError::Upstream(_))
+    ));
+}
+
+#[test]
+fn a_cancellation_that_fails_is_reported_and_kept_in_the_outcome() {
+    let mut outcomes = outcomes(2);
+    let mut script = Script {
+        answers: [
+            listing(2, "Pending"),
+            answer(200, &action_json(0, "Cancelled")),
+            answer(
+                400,
+                r#"{"error":{"code":"BadRequest","message":"final","target":"corr-c"}}"#,
+            ),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(4_000, true), None);
+    assert!(script.answers.is_empty());
+    let second = outcomes[1].outcome.as_ref().unwrap();
+    let Some(ActionError::Upstream(api)) = &second.cancel_error else {
+        panic!("{second:?}");
+    };
+    assert_eq!(api.target.as_deref(), Some("corr-c"));
+    assert_eq!(second.action.status, ActionStatus::Pending);
+    assert_eq!(outcomes[0].outcome.as_ref().unwrap().cancel_error, None);
+    assert_eq!(status(&outcomes[0]), ActionStatus::Cancelled);
+    let last = script.progress.last().unwrap();
+    assert_eq!(last.action_id, id(1));
+    assert!(matches!(last.error, Some(ActionError::Upstream(_))));
 }

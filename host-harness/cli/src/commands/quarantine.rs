@@ -4,7 +4,9 @@
 use crate::args::QuarantineArgs;
 use crate::output::json::error_line;
 use crate::output::progress::ProgressView;
-use crate::output::{diagnostic, print_action, print_error, print_host_notes, print_outcomes};
+use crate::output::{
+    diagnostic, print_action, print_error, print_host_notes, print_outcome_errors, print_outcomes,
+};
 use crate::{Console, INVALID};
 use anyhow::{Context, Result};
 use defender_host::{File, ProgressUpdate, QuarantineRequest, Targets, Wait};
@@ -60,7 +62,11 @@ pub async fn run(args: QuarantineArgs, console: &mut Console<'_>) -> Result<Exit
     };
     if single && let [one] = fan_out.outcomes.as_slice() {
         return match &one.outcome {
-            Ok(q) => print_action(&q.action, console),
+            Ok(q) => {
+                let code = print_action(&q.action, console)?;
+                let failed = print_outcome_errors(one, console)? || wait_stopped;
+                Ok(if failed { ExitCode::FAILURE } else { code })
+            }
             Err(error) => print_error(error, console),
         };
     }

@@ -86,13 +86,18 @@ pub fn action_json(action: &MachineAction) -> Value {
 #[derive(Serialize)]
 #[serde(untagged, rename_all = "camelCase")]
 pub enum Entry<'a> {
-    /// `{"machineId", "action", "adopted"?}`: the action as the API sent it.
+    /// `{"machineId", "action", "adopted"?, "pollError"?, "cancelError"?}`: the action as the
+    /// API sent it, and why the last look at it or its cancellation failed.
     #[serde(rename_all = "camelCase")]
     Action {
         machine_id: &'a str,
         action: Box<RawValue>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         adopted: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        poll_error: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cancel_error: Option<Value>,
     },
     /// `{"machineId", "error"}`.
     #[serde(rename_all = "camelCase")]
@@ -100,7 +105,8 @@ pub enum Entry<'a> {
 }
 
 /// A fan-out's outcomes: `[{"machineId", "action"} | {"machineId", "error"}]`, in input order,
-/// with `"adopted": true` where an already pending action was returned.
+/// with `"adopted": true` where an already pending action was returned, and `"pollError"` or
+/// `"cancelError"` where the last poll of the action or its cancellation failed.
 pub fn outcomes_json(outcomes: &[MachineOutcome]) -> serde_json::Result<Vec<Entry<'_>>> {
     outcomes
         .iter()
@@ -110,6 +116,8 @@ pub fn outcomes_json(outcomes: &[MachineOutcome]) -> serde_json::Result<Vec<Entr
                     machine_id: &o.machine_id,
                     action: action_raw(&q.action)?,
                     adopted: q.adopted,
+                    poll_error: q.poll_error.as_ref().map(error_json),
+                    cancel_error: q.cancel_error.as_ref().map(error_json),
                 },
                 Err(error) => Entry::Error {
                     machine_id: &o.machine_id,

@@ -59,25 +59,49 @@ pub fn print_error(error: &ActionError, console: &mut Console<'_>) -> Result<Exi
     })
 }
 
-/// The fan-out's array; exit 1 when any device failed, after reporting every device.
+/// The fan-out's array; exit 1 when any device failed, or its action's last poll or its
+/// cancellation failed (what became of it is not known), after reporting every device.
 pub fn print_outcomes(outcomes: &[MachineOutcome], console: &mut Console<'_>) -> Result<ExitCode> {
     let entries = json::outcomes_json(outcomes)?;
     let text = serde_json::to_string_pretty(&entries)?;
     writeln!(console.out, "{}", json::safe_json(&text, true))?;
-    let failed: Vec<&MachineOutcome> = outcomes.iter().filter(|o| o.outcome.is_err()).collect();
-    for outcome in &failed {
-        if let Err(error) = &outcome.outcome {
-            let line = format!(
-                "machine {}: {}",
-                outcome.machine_id,
-                json::error_line(error)
-            );
-            diagnostic(console, &line)?;
-        }
+    let mut failed = false;
+    for outcome in outcomes {
+        failed |= print_outcome_errors(outcome, console)?;
     }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if failed {
         ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+/// Writes one line on stderr for each error of a device's outcome: why there is no action, or
+/// why its last poll or its cancellation failed. Whether there was any.
+pub fn print_outcome_errors(outcome: &MachineOutcome, console: &mut Console<'_>) -> Result<bool> {
+    let machine = &outcome.machine_id;
+    let lines = match &outcome.outcome {
+        Err(error) => vec![format!("machine {machine}: {}", json::error_line(error))],
+        Ok(q) => [
+            (
+                &q.poll_error,
+                "its last poll failed, the last status seen is shown",
+            ),
+            (&q.cancel_error, "cancelling it failed, it may still run"),
+        ]
+        .into_iter()
+        .filter_map(|(error, what)| {
+            let error = error.as_ref()?;
+            let action = &q.action.id;
+            Some(format!(
+                "machine {machine}: action {action}: {what}: {}",
+                json::error_line(error)
+            ))
+        })
+        .collect(),
+    };
+    for line in &lines {
+        diagnostic(console, line)?;
+    }
+    Ok(!lines.is_empty())
 }

@@ -1,6 +1,7 @@
 //! `--wait` progress on stderr: a one-line bar redrawn in place on a terminal, plain lines
 //! otherwise (logs, CI, pipes).
 
+use super::json::error_line;
 use defender_host::ProgressUpdate;
 use defender_host::escape::escape;
 use std::collections::BTreeMap;
@@ -29,12 +30,15 @@ impl ProgressView {
     /// Shows one update.
     pub fn show(&mut self, out: &mut dyn Write, update: &ProgressUpdate) -> io::Result<()> {
         if !self.terminal {
-            let line = format!(
+            let mut line = format!(
                 "progress: machine {} action {} {}",
                 update.machine_id,
                 update.action_id,
                 update.status.as_api_str()
             );
+            if let Some(error) = &update.error {
+                line.push_str(&format!(" (this look failed: {})", error_line(error)));
+            }
             return writeln!(out, "{}", escape(&line));
         }
         if self.statuses.len() < MAX_DEVICES || self.statuses.contains_key(&update.machine_id) {

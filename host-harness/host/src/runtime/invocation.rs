@@ -154,12 +154,15 @@ impl progress::Host for Invocation {
 
 /// The most bytes of an ID in a progress update: the API's are 40 (devices) and 36 (actions).
 const MAX_PROGRESS_ID_BYTES: usize = 256;
+/// The most bytes of text in a progress update's error: the component bounds an API error's
+/// fields to a few KiB.
+const MAX_PROGRESS_ERROR_BYTES: usize = 16 * 1024;
 /// The most progress updates handed to the sink in a second: a poll round of the component
 /// reports each device once, and rounds are seconds apart.
 const MAX_PROGRESS_PER_SECOND: u32 = 1000;
 
 /// `sink` behind a gate shared by every invocation of one call (a fan-out included): updates
-/// with IDs of a sane size, at a bounded rate, reach it; the rest are dropped, so a guest
+/// with IDs and an error of a sane size, at a bounded rate, reach it; the rest are dropped, so a guest
 /// cannot flood the embedder's sink.
 pub(crate) fn gated(sink: ProgressSink) -> ProgressSink {
     let gate = Mutex::new(ProgressGate::new());
@@ -174,7 +177,7 @@ pub(crate) fn gated(sink: ProgressSink) -> ProgressSink {
     })
 }
 
-/// Which progress updates pass: IDs of a sane size, at most so many a second.
+/// Which progress updates pass: IDs and errors of a sane size, at most so many a second.
 struct ProgressGate {
     window: Instant,
     in_window: u32,
@@ -191,6 +194,10 @@ impl ProgressGate {
     fn admits(&mut self, update: &progress::Update) -> bool {
         if update.machine_id.len() > MAX_PROGRESS_ID_BYTES
             || update.action_id.len() > MAX_PROGRESS_ID_BYTES
+            || update
+                .error
+                .as_ref()
+                .is_some_and(|e| e.text_bytes() > MAX_PROGRESS_ERROR_BYTES)
         {
             return false;
         }

@@ -26,6 +26,21 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         _comment: String,
     ) -> Result<MachineAction, ActionError> {
         let steps: Vec<&str> = steps.split(',').collect();
+        if steps.contains(&"mark") && !steps.contains(&"peek") {
+            return Err(ActionError::Transport(mark()));
+        }
+        if steps.contains(&"mark") {
+            mark();
+        }
+        if steps.contains(&"peek") {
+            return Err(ActionError::Transport(peek()));
+        }
+        if steps.contains(&"ambient") {
+            return Err(ActionError::Transport(ambient(&url)));
+        }
+        if steps.contains(&"doze") {
+            wasip2::clocks::monotonic_clock::subscribe_duration(3_000_000_000).block();
+        }
         let mut authorization = None;
         if steps.contains(&"credential") {
             let grant = credentials::get(false).map_err(ActionError::Credentials)?;
@@ -96,6 +111,7 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
                     action_id: long.clone(),
                     status: ActionStatus::Pending,
                     is_final: false,
+                    error: None,
                 });
             }
         }
@@ -128,7 +144,15 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
         } else {
             Method::Post
         };
-        let answer = send(&url, &method, authorization, steps.contains(&"hold"));
+        let mut answer = send(
+            &url,
+            &method,
+            authorization.clone(),
+            steps.contains(&"hold"),
+        );
+        if steps.contains(&"twice") {
+            answer = send(&url, &method, authorization, false);
+        }
         if steps.contains(&"throttle-after") {
             // Honoured once for the 429 the host saw; the second must not re-arm the pause.
             rate_limit::throttled(rate_limit::Api::CreateAction, 1000);
@@ -158,6 +182,7 @@ impl bindings::exports::defender::endpoint::actions::Guest for Probe {
                 action_id: id.clone(),
                 status: ActionStatus::Pending,
                 is_final: false,
+                error: None,
             });
         }
         Ok(FanOut {
@@ -240,6 +265,8 @@ fn created(machine_id: String) -> MachineOutcome {
         outcome: Ok(Quarantined {
             action,
             adopted: false,
+            poll_error: None,
+            cancel_error: None,
         }),
     }
 }
@@ -251,6 +278,74 @@ fn unsupported() -> ActionError {
 
 /// Sends one request; with `hold`, keeps the response without reading its body and waits a
 /// minute (what a guest that never reads its answers does to the host's turns).
+/// Bytes `mark` leaves in the instance's memory for `peek` to look for.
+const MARK: u8 = 0xa5;
+/// The heap `mark` fills: well past the 256 KiB a pooled memory keeps resident.
+const MARKED_HEAP_BYTES: usize = 4 * 1024 * 1024;
+/// A static `mark` sets: zero in the module's image, so only a memory not reset keeps it.
+static MARKED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Leaves its mark in static memory and across 4 MiB of heap, then ends.
+fn mark() -> String {
+    MARKED.store(MARK, std::sync::atomic::Ordering::SeqCst);
+    let heap = vec![MARK; MARKED_HEAP_BYTES];
+    std::hint::black_box(&heap);
+    std::mem::forget(heap);
+    "marked".into()
+}
+
+/// Looks for a mark in static memory and in 4 MiB of heap fresh from `memory.grow` (the
+/// allocator trusts new memory to be zero, so a memory not reset shows its old bytes).
+fn peek() -> String {
+    let heap = vec![0_u8; MARKED_HEAP_BYTES];
+    let in_heap = std::hint::black_box(&heap)
+        .iter()
+        .filter(|&&b| b != 0)
+        .count();
+    let in_static = MARKED.load(std::sync::atomic::Ordering::SeqCst) != 0;
+    format!("static marked: {in_static}, non-zero heap bytes: {in_heap}")
+}
+
+/// What the sandbox offers beyond the world's imports: environment, arguments, directories,
+/// and a TCP connection to the host of `url`.
+fn ambient(url: &str) -> String {
+    let environment = wasip2::cli::environment::get_environment().len();
+    let arguments = wasip2::cli::environment::get_arguments().len();
+    let directories = wasip2::filesystem::preopens::get_directories().len();
+    let port = url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next()?.parse::<u16>().ok())
+        .unwrap_or(80);
+    format!(
+        "environment {environment}, arguments {arguments}, directories {directories}, \
+         tcp {}",
+        connect(port)
+    )
+}
+
+/// Tries a TCP connection to 127.0.0.1:`port` through `wasi:sockets`.
+fn connect(port: u16) -> String {
+    use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    let network = wasip2::sockets::instance_network::instance_network();
+    let socket = match wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
+    {
+        Ok(socket) => socket,
+        Err(code) => return format!("refused at creation: {code:?}"),
+    };
+    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (127, 0, 0, 1),
+    });
+    if let Err(code) = socket.start_connect(&network, remote) {
+        return format!("refused: {code:?}");
+    }
+    socket.subscribe().block();
+    match socket.finish_connect() {
+        Ok(_) => "connected".into(),
+        Err(code) => format!("refused: {code:?}"),
+    }
+}
+
 fn send(url: &str, method: &Method, authorization: Option<String>, hold: bool) -> ActionError {
     let (scheme, rest) = match url.split_once("://") {
         Some(("https", rest)) => (Scheme::Https, rest),
