@@ -1,7 +1,7 @@
 //! Each per-call limit stops a hostile component with an error that names it, while a good
 //! tenant's actions go on beside it; waits in the host do not count as CPU.
 
-use crate::hostile_probe::{api, beside_a_good_tenant, hostile_limits, limit};
+use crate::hostile_probe::{HOSTILE_CPU, api, beside_a_good_tenant, hostile_limits, limit};
 use defender_host::credentials::{Secret, StaticToken};
 use defender_host::limits::Limits;
 use defender_host::rate_limit::Budget;
@@ -16,41 +16,45 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_loop_is_stopped_by_the_cpu_limit() {
     let run = beside_a_good_tenant(api, "spin", hostile_limits()).await;
-    assert_eq!(
-        limit(run.result),
-        LimitExceeded::Cpu(Duration::from_millis(300))
+    assert_eq!(limit(run.result), LimitExceeded::Cpu(HOSTILE_CPU));
+    assert!(
+        run.good_done_while_hostile_ran,
+        "the good tenant's five calls were done while the loop still spun"
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_memory_growth_is_stopped_by_the_memory_limit() {
     let run = beside_a_good_tenant(api, "grow", hostile_limits()).await;
     assert_eq!(limit(run.result), LimitExceeded::Memory(8 * 1024 * 1024));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_ever_is_stopped_by_the_wall_clock_not_the_cpu_limit() {
-    stopped_at_the_wall_clock("sleep", Duration::from_millis(100)).await;
+    // A sleep costs no CPU: a CPU budget well past the wall clock cannot be what stops it.
+    stopped_at_the_wall_clock("sleep", Duration::from_secs(5)).await;
 }
 
-/// The probe's `step`, with `cpu` to spend, ends at a wall clock of 0.8 s.
+/// The probe's `step`, with `cpu` to spend, ends at a wall clock of 1.5 s, while the good
+/// tenant's calls are all done.
 async fn stopped_at_the_wall_clock(step: &str, cpu: Duration) {
     let limits = Limits {
         cpu,
-        wall_clock: Duration::from_millis(800),
+        wall_clock: Duration::from_millis(1500),
         ..hostile_limits()
     };
     let run = beside_a_good_tenant(api, step, limits).await;
     assert_eq!(
         limit(run.result),
-        LimitExceeded::WallClock(Duration::from_millis(800))
+        LimitExceeded::WallClock(Duration::from_millis(1500))
     );
+    assert!(run.good_done_while_hostile_ran);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_without_limits_of_its_own_gets_the_runtimes() {
     let cpu = Duration::from_millis(200);
     let runtime = Runtime::new(
@@ -70,14 +74,14 @@ async fn a_tenant_without_limits_of_its_own_gets_the_runtimes() {
     assert_eq!(limit(result), LimitExceeded::Cpu(cpu));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_requests_are_stopped_by_the_request_limit() {
     let run = beside_a_good_tenant(api, "credential,flood", hostile_limits()).await;
     assert_eq!(limit(run.result), LimitExceeded::Requests(50));
     assert!(run.hostile.requests().is_empty(), "no request had a permit");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_host_call_is_stopped_by_the_host_call_limit() {
     let run = beside_a_good_tenant(api, "big-call", hostile_limits()).await;
     assert_eq!(
@@ -86,7 +90,7 @@ async fn a_huge_host_call_is_stopped_by_the_host_call_limit() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hoarding_resources_is_stopped_by_the_resource_limit() {
     let run = beside_a_good_tenant(api, "hoard", hostile_limits()).await;
     assert_eq!(
@@ -95,16 +99,19 @@ async fn hoarding_resources_is_stopped_by_the_resource_limit() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_waiting_in_the_host_is_not_charged_as_cpu() {
+    // `doze` waits 3 s in the host; charged as CPU, it would pass the 0.5 s budget six times
+    // over, far more than a descheduled thread could add.
     let limits = Limits {
-        cpu: Duration::from_millis(100),
+        cpu: Duration::from_millis(500),
+        wall_clock: Duration::from_secs(10),
         ..hostile_limits()
     };
-    let run = beside_a_good_tenant(api, "nap,credential,permit", limits).await;
+    let run = beside_a_good_tenant(api, "doze,credential,permit", limits).await;
     let outcome = run
         .result
-        .expect("a 0.3 s wait in the host is within a 0.1 s CPU budget");
+        .expect("a 3 s wait in the host is within a 0.5 s CPU budget");
     // The probe reports the status it got: the simulator's 201.
     assert!(
         matches!(&outcome.result, Err(ActionError::Upstream(api)) if api.status == 201),
@@ -113,7 +120,7 @@ async fn time_waiting_in_the_host_is_not_charged_as_cpu() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_larger_than_the_limit_ends_the_call() {
     let simulator = simulator().await;
     simulator.script([defender_simulator::Reply::Oversized {
@@ -137,12 +144,12 @@ async fn a_response_larger_than_the_limit_ends_the_call() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loop_in_wasm_is_stopped_at_the_wall_clock_even_with_cpu_to_spare() {
     stopped_at_the_wall_clock("spin", Duration::from_secs(60)).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loop_of_synchronous_host_calls_is_charged_as_cpu() {
     // `fields-flood` spends nearly all its time in the host: counting only the guest's own
     // execution, it would run into the wall clock instead.
@@ -150,13 +157,13 @@ async fn a_loop_of_synchronous_host_calls_is_charged_as_cpu() {
         let run = beside_a_good_tenant(api, steps, hostile_limits()).await;
         assert_eq!(
             limit(run.result),
-            LimitExceeded::Cpu(Duration::from_millis(300)),
+            LimitExceeded::Cpu(HOSTILE_CPU),
             "{steps}"
         );
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asking_for_more_randomness_than_the_component_needs_ends_the_call() {
     let run = beside_a_good_tenant(api, "random-4k", hostile_limits()).await;
     let Err(RuntimeError::Trap(error)) = run.result else {
@@ -309,7 +316,7 @@ fn probe_request(targets: Targets, step: &str) -> QuarantineRequest {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_progress_reaches_the_sink_at_a_bounded_rate() {
     let simulator = simulator().await;
     let tenant = tenant(&simulator);
@@ -345,7 +352,7 @@ async fn a_flood_of_progress_reaches_the_sink_at_a_bounded_rate() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_prepare_was_not_asked_for_are_never_acted_on() {
     let simulator = simulator().await;
     let asked = Targets::Machines(vec![MACHINE.into(), FLEET[1].into()]);
@@ -363,7 +370,7 @@ async fn devices_prepare_was_not_asked_for_are_never_acted_on() {
     assert!(simulator.requests().is_empty(), "nothing sent");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_that_answers_for_other_devices_keeps_the_outcomes_it_was_given() {
     let simulator = simulator().await;
     let asked = Targets::Machines(vec![MACHINE.into(), FLEET[1].into()]);
@@ -438,4 +445,70 @@ async fn a_tenant_sitting_on_answers_holds_only_its_share_of_a_shared_hosts_turn
     for hold in holding {
         hold.abort();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_needing_more_table_elements_or_instances_than_allowed_is_stopped() {
+    let simulator = simulator().await;
+    for (limits, expected) in [
+        (
+            Limits {
+                table_elements: 1,
+                ..Limits::default()
+            },
+            LimitExceeded::TableElements(1),
+        ),
+        (
+            Limits {
+                instances: 1,
+                ..Limits::default()
+            },
+            LimitExceeded::Instances(1),
+        ),
+    ] {
+        let mut tenant = tenant(&simulator);
+        tenant.limits = Some(limits);
+        let result = component()
+            .stop_and_quarantine(&tenant, MACHINE, SHA1, "c")
+            .await;
+        assert_eq!(limit(result), expected);
+    }
+    assert!(simulator.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_timeouts_cut_the_components_longer_ones_short() {
+    let simulator = simulator().await;
+    // The first POST is answered after 30 s; the component asks for 10 s to connect and 30 s
+    // for the first byte, the tenant allows 0.2 s and 0.3 s: the host gives up after 0.5 s, the
+    // component looks for the action (none), and sends again.
+    simulator.script([defender_simulator::Reply::Delayed(
+        Duration::from_secs(30),
+        Box::new(defender_simulator::Reply::Create),
+    )]);
+    let mut tenant = tenant(&simulator);
+    tenant.limits = Some(Limits {
+        connect_timeout: Duration::from_millis(200),
+        io_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    });
+    let outcome = component()
+        .stop_and_quarantine(&tenant, MACHINE, SHA1, "c")
+        .await
+        .expect("the call completes");
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let posts = simulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 2, "the first POST was given up on, not waited for");
+    assert!(
+        outcome
+            .connection_errors
+            .iter()
+            .any(|e| e.contains("did not answer within")),
+        "{:?}",
+        outcome.connection_errors
+    );
 }

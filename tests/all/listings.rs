@@ -220,3 +220,58 @@ async fn an_outbreak_of_a_thousand_devices_comes_back_whole() {
         assert!(q.action.raw.contains("\"requestSource\""));
     }
 }
+
+#[tokio::test]
+async fn a_listing_too_large_to_read_is_asked_for_again_in_halves() {
+    let simulator = simulator().await;
+    // The first listing of the wait is 2 MiB, past the component's 1 MiB: it asks for the same
+    // listing with half the page size, which the API answers.
+    simulator.script_pages([PageReply::Answer(Reply::Oversized {
+        status: 200,
+        bytes: 2 * 1024 * 1024,
+    })]);
+    let wait = Wait {
+        timeout_ms: 120_000,
+        cancel_on_timeout: false,
+    };
+    let done = fan_out(
+        &simulator,
+        request(Targets::Machines(devices(2)), Some(wait)),
+    )
+    .await;
+    for outcome in &done.outcomes {
+        let q = outcome.outcome.as_ref().expect("an action");
+        assert_eq!(q.action.status, ActionStatus::Succeeded);
+        assert_eq!(q.poll_error, None);
+    }
+    let listings = paths(&simulator, "GET", "/api/machineactions?");
+    assert!(listings.len() >= 2, "{listings:?}");
+    assert!(listings[0].ends_with("&$top=500"), "{}", listings[0]);
+    assert!(listings[1].ends_with("&$top=250"), "{}", listings[1]);
+}
+
+#[tokio::test]
+async fn a_malformed_item_in_a_listing_leaves_the_well_formed_ones_usable() {
+    use defender_simulator::example::MACHINE;
+    let simulator = simulator().await;
+    // An action pending on the device for this file, created earlier by someone else.
+    let pending = r#"{"id":"7f1c2ad4-0c3e-4bde-9a4e-2f1d3c4b5a69","type":"StopAndQuarantineFile","status":"Pending","machineId":"MACHINE","creationDateTimeUtc":"2026-11-27T00:00:00Z","relatedFileInfo":{"fileIdentifier":"SHA1","fileIdentifierType":"Sha1"}}"#
+        .replace("MACHINE", MACHINE)
+        .replace("SHA1", SHA1);
+    simulator.script([Reply::error(400, "ActiveRequestAlreadyExists")]);
+    simulator.script_pages([PageReply::Answer(Reply::Raw {
+        status: 200,
+        content_type: "application/json".into(),
+        body: format!(
+            r#"{{"value":[null,7,{{"id":5}},{{"id":"x","status":7}},"text",{pending}]}}"#
+        ),
+    })]);
+    let outcome = component()
+        .stop_and_quarantine(&integration_tests::tenant(&simulator), MACHINE, SHA1, "c")
+        .await
+        .expect("the call completes");
+    let action = outcome.result.expect("the pending action, adopted");
+    assert_eq!(action.id, "7f1c2ad4-0c3e-4bde-9a4e-2f1d3c4b5a69");
+    assert_eq!(action.status, ActionStatus::Pending);
+    assert_eq!(action.raw, pending);
+}

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod concurrency;
 mod hostile_probe;
+mod isolation;
 mod lifecycle;
 mod limits;
 mod listings;

@@ -46,4 +46,14 @@ mod tests {
         );
         assert_eq!(secret.expose(), "eyJ-token");
     }
+
+    /// Compiles only while what a `Secret` holds wipes itself on drop: a change to a plain
+    /// `String` breaks the build here. (That the bytes are wiped cannot be read back safely
+    /// once freed; `zeroize`'s own tests cover that.)
+    #[test]
+    fn what_it_holds_is_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        let secret = Secret::new("eyJ-token");
+        wiped_on_drop(&secret.0);
+    }
 }

@@ -81,6 +81,9 @@ pub enum LimitExceeded {
     /// A table grew past the limit.
     #[error("table limit: the component tried to grow a table past {0} elements")]
     TableElements(usize),
+    /// The component is made of more core instances than allowed.
+    #[error("instance limit: the component needs more than {0} core instances")]
+    Instances(usize),
     /// The component attempted more outbound requests than allowed.
     #[error("request limit: the component attempted more than {0} requests")]
     Requests(u32),

@@ -413,5 +413,12 @@ fn classify(error: wasmtime::Error, limits: &Limits) -> RuntimeError {
     if hostcall_fuel {
         return RuntimeError::Limit(LimitExceeded::HostcallBytes(limits.hostcall_bytes));
     }
+    // Nor this one's: `bump_resource_counts` bails with "instance count too high".
+    let instances = error
+        .chain()
+        .any(|cause| cause.to_string().contains("instance count too high"));
+    if instances {
+        return RuntimeError::Limit(LimitExceeded::Instances(limits.instances));
+    }
     RuntimeError::Trap(error)
 }
