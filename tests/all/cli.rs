@@ -334,10 +334,17 @@ async fn everywhere_with_wait_shows_progress_lines_and_final_actions() {
     .await;
     assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
     let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
-    for outcome in outcomes.as_array().unwrap() {
+    let outcomes = outcomes.as_array().unwrap();
+    let devices: Vec<&str> = outcomes
+        .iter()
+        .map(|o| o["machineId"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices, [MACHINE, OTHER], "in the API's order");
+    for outcome in outcomes {
         assert_eq!(outcome["action"]["status"], "Succeeded");
     }
     let lines: Vec<&str> = run.err.lines().collect();
+    assert!(!lines.is_empty());
     assert!(
         lines.iter().all(|l| l.starts_with("progress: machine ")),
         "{}",
@@ -739,4 +746,49 @@ async fn an_error_entry_from_the_api_reaches_stdout_escaped() {
     assert!(!run.out.contains(['\u{9b}', '\u{202e}']), "{}", run.out);
     let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
     assert_eq!(outcomes[1]["error"]["code"], "Not\u{9b}2JFound");
+}
+
+#[tokio::test]
+async fn cancel_on_timeout_cancels_what_is_still_pending_and_needs_wait() {
+    let simulator = simulator().await;
+    simulator.set_progression(defender_simulator::Progression::StayPending);
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE, "--machine-id", OTHER],
+        &[
+            "--sha1",
+            SHA1,
+            "--wait",
+            "--timeout",
+            "3",
+            "--cancel-on-timeout",
+        ],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::SUCCESS, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    let outcomes = outcomes.as_array().unwrap();
+    assert_eq!(outcomes.len(), 2);
+    for outcome in outcomes {
+        assert_eq!(outcome["action"]["status"], "Cancelled", "{outcome}");
+        let reason = outcome["action"]["cancellationComment"].as_str().unwrap();
+        assert!(reason.starts_with("Wait timed out"), "{reason}");
+    }
+    let cancels = simulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/cancel"))
+        .count();
+    assert_eq!(cancels, 2);
+
+    // Without `--wait` there is no timeout to cancel at: refused before anything is sent.
+    let before = simulator.requests().len();
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE],
+        &["--sha1", SHA1, "--cancel-on-timeout"],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::from(2), "{}", run.err);
+    assert_eq!(simulator.requests().len(), before);
 }

@@ -1,6 +1,7 @@
 //! The attacker as the guest: the probe component (`guests/probe`, which does exactly what its
-//! steps say) runs for a hostile tenant with tight limits, while a well-behaved tenant makes
-//! five actions with the real component on another simulator at the same time.
+//! steps say) runs for a hostile tenant with tight limits, on a task of its own, while a
+//! well-behaved tenant makes five actions with the real component on another simulator. The
+//! tests run on a multi-thread runtime, as an embedder's would.
 
 use defender_host::limits::Limits;
 use defender_host::{ActionError, LimitExceeded, MachineAction, Outcome, RuntimeError};
@@ -8,28 +9,34 @@ use defender_simulator::Simulator;
 use integration_tests::{COMMENT, SHA1, TOKEN, component, probe, simulator, tenant};
 use std::time::Duration;
 
+/// The hostile tenant's CPU budget: far enough from the wall clock (five times as long) that a
+/// thread descheduled on a busy machine cannot make a call that stops on one stop on the other.
+pub const HOSTILE_CPU: Duration = Duration::from_secs(1);
+
 /// The hostile tenant's limits, tight so each case ends quickly.
 pub fn hostile_limits() -> Limits {
     Limits {
-        cpu: Duration::from_millis(300),
+        cpu: HOSTILE_CPU,
         memory_bytes: 8 * 1024 * 1024,
         max_requests: 50,
-        wall_clock: Duration::from_secs(3),
+        wall_clock: Duration::from_secs(5),
         ..Limits::default()
     }
 }
 
 /// What a hostile run left: the probe's result, the good tenant's simulator, the hostile
-/// tenant's own simulator.
+/// tenant's own simulator, and whether the good tenant's five calls were all done while the
+/// hostile call was still running.
 pub struct Run {
     pub result: Result<Outcome<MachineAction>, RuntimeError>,
     pub good: Simulator,
     pub hostile: Simulator,
+    pub good_done_while_hostile_ran: bool,
 }
 
 /// Runs the probe with `steps` against the URL `url` picks (given the hostile and the good
-/// simulator) for a hostile tenant with `limits`, beside a good tenant whose five actions must
-/// all complete, each with its own token.
+/// simulator) for a hostile tenant with `limits`, on a task of its own, beside a good tenant
+/// whose five actions must all be created, each with its own token.
 pub async fn beside_a_good_tenant(
     url: impl FnOnce(&Simulator, &Simulator) -> String,
     steps: &str,
@@ -40,24 +47,34 @@ pub async fn beside_a_good_tenant(
     let mut hostile_tenant = tenant(&hostile);
     hostile_tenant.limits = Some(limits);
     let url = url(&hostile, &good);
+    let steps = steps.to_owned();
+    let hostile_call = tokio::spawn(async move {
+        probe()
+            .stop_and_quarantine(&hostile_tenant, &url, &steps, "")
+            .await
+    });
     let good_tenant = tenant(&good);
-    let good_calls = async {
-        let mut actions = Vec::new();
-        for i in 0..5 {
-            let machine = format!("{i:040x}");
-            let outcome = component()
-                .stop_and_quarantine(&good_tenant, &machine, SHA1, COMMENT)
-                .await
-                .expect("the good tenant's call completes");
-            actions.push(outcome.result.expect("the good tenant's action"));
-        }
-        actions
-    };
-    let hostile_call = probe().stop_and_quarantine(&hostile_tenant, &url, steps, "");
-    let (actions, result) = tokio::join!(good_calls, hostile_call);
-    assert_eq!(actions.len(), 5);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let machine = format!("{i:040x}");
+        let outcome = component()
+            .stop_and_quarantine(&good_tenant, &machine, SHA1, COMMENT)
+            .await
+            .expect("the good tenant's call completes");
+        let action = outcome.result.expect("the good tenant's action");
+        assert_eq!(action.machine_id.as_deref(), Some(machine.as_str()));
+        ids.push(action.id);
+    }
+    let good_done_while_hostile_ran = !hostile_call.is_finished();
+    let result = hostile_call.await.expect("the hostile call's task ends");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "five distinct actions");
+    assert_eq!(good.action_count(), 5);
+    let posts = good.requests();
+    assert_eq!(posts.len(), 5, "one POST a device, no retry");
     assert!(
-        good.requests()
+        posts
             .iter()
             .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}")))
     );
@@ -65,6 +82,7 @@ pub async fn beside_a_good_tenant(
         result,
         good,
         hostile,
+        good_done_while_hostile_ran,
     }
 }
 

@@ -8,7 +8,8 @@ use defender_host::{
 };
 use defender_simulator::{Progression, Reply, Simulator};
 use integration_tests::{
-    COMMENT, MACHINE, SHA1, component, quarantine_request as request, simulator, tenant,
+    COMMENT, MACHINE, SHA1, assert_nothing_taken, component, guarded_tenant,
+    quarantine_request as request, simulator, tenant,
 };
 use std::sync::{Arc, Mutex};
 
@@ -83,12 +84,9 @@ async fn duplicate_ids_are_sent_once() {
 async fn more_than_1000_devices_are_refused_before_sending() {
     let simulator = simulator().await;
     let many: Vec<String> = (0..1001).map(|i| format!("{i:040x}")).collect();
+    let (tenant, tokens) = guarded_tenant(&simulator);
     let outcome = component()
-        .quarantine(
-            &tenant(&simulator),
-            request(Targets::Machines(many), None),
-            None,
-        )
+        .quarantine(&tenant, request(Targets::Machines(many), None), None)
         .await
         .unwrap();
     let Err(ActionError::InvalidInput(invalid)) = outcome.result else {
@@ -96,17 +94,15 @@ async fn more_than_1000_devices_are_refused_before_sending() {
     };
     assert_eq!(invalid.field, "machine-ids");
     assert!(simulator.requests().is_empty());
+    assert_nothing_taken(&tenant, &tokens);
 }
 
 #[tokio::test]
 async fn one_bad_id_among_many_refuses_all_before_sending() {
     let simulator = simulator().await;
+    let (tenant, tokens) = guarded_tenant(&simulator);
     let outcome = component()
-        .quarantine(
-            &tenant(&simulator),
-            request(machines(&[MACHINE, "nope"]), None),
-            None,
-        )
+        .quarantine(&tenant, request(machines(&[MACHINE, "nope"]), None), None)
         .await
         .unwrap();
     let Err(ActionError::InvalidInput(invalid)) = outcome.result else {
@@ -114,6 +110,7 @@ async fn one_bad_id_among_many_refuses_all_before_sending() {
     };
     assert_eq!(invalid.field, "machine-ids[1]");
     assert!(simulator.requests().is_empty());
+    assert_nothing_taken(&tenant, &tokens);
 }
 
 #[tokio::test]
@@ -228,18 +225,36 @@ async fn waiting_reports_a_failed_action_as_its_final_status() {
     assert_eq!(status(&outcomes[0]), ActionStatus::Failed);
 }
 
+/// Actions that start at once and never finish: a status seen by a poll (`InProgress`) differs
+/// from the POST's (`Pending`), so a wait that never polled, or dropped what it saw, shows.
+fn never_finishing() -> Progression {
+    Progression::Advance {
+        to_in_progress: 1,
+        to_final: u32::MAX,
+        final_status: "Succeeded".into(),
+    }
+}
+
 #[tokio::test]
 async fn at_the_deadline_the_last_status_is_kept_and_nothing_is_cancelled() {
     let simulator = simulator().await;
-    simulator.set_progression(Progression::StayPending);
+    simulator.set_progression(never_finishing());
+    // Polls at 2 s and 5 s; the next (9.5 s) would pass the 6 s timeout.
     let outcomes = quarantine(
         &simulator,
-        request(machines(&[MACHINE]), wait(3_000, false)),
+        request(machines(&[MACHINE]), wait(6_000, false)),
     )
     .await;
+    assert_eq!(outcomes.len(), 1);
     let action = &outcomes[0].outcome.as_ref().unwrap().action;
-    assert_eq!(action.status, ActionStatus::Pending);
+    assert_eq!(action.status, ActionStatus::InProgress, "the last poll's");
     assert_eq!(action.id.len(), 36);
+    let polls = simulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&action.id))
+        .count();
+    assert!((1..=2).contains(&polls), "{polls} polls");
     assert!(
         !simulator
             .requests()
@@ -251,12 +266,22 @@ async fn at_the_deadline_the_last_status_is_kept_and_nothing_is_cancelled() {
 #[tokio::test]
 async fn at_the_deadline_pending_actions_can_be_cancelled() {
     let simulator = simulator().await;
-    simulator.set_progression(Progression::StayPending);
+    simulator.set_progression(never_finishing());
     let outcomes = quarantine(
         &simulator,
-        request(machines(&[MACHINE, OTHER]), wait(3_000, true)),
+        request(machines(&[MACHINE, OTHER]), wait(6_000, true)),
     )
     .await;
+    assert_eq!(outcomes.len(), 2);
+    let listings = simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/machineactions?"))
+        .count();
+    assert!(
+        (1..=2).contains(&listings),
+        "{listings} listings, one a poll round"
+    );
     for outcome in &outcomes {
         let action = &outcome.outcome.as_ref().unwrap().action;
         assert_eq!(action.status, ActionStatus::Cancelled);
@@ -434,13 +459,13 @@ async fn prepare_checks_and_normalises_without_sending() {
     assert!(everywhere.machine_ids.is_empty());
     assert_eq!(everywhere.sha1, SHA1);
 
+    let (guarded, tokens) = guarded_tenant(&simulator);
     let invalid = component()
-        .prepare(
-            &tenant(&simulator),
-            request(machines(&[MACHINE, "x"]), None),
-        )
+        .prepare(&guarded, request(machines(&[MACHINE, "x"]), None))
         .await
         .unwrap();
     assert!(matches!(invalid.result, Err(ActionError::InvalidInput(_))));
     assert!(simulator.requests().is_empty());
+    // `prepare` calls no import at all, for good input or bad.
+    assert_nothing_taken(&guarded, &tokens);
 }

@@ -10,7 +10,7 @@ use defender_simulator::{Reply, Simulator};
 use integration_tests::{TOKEN, probe, simulator, tenant};
 use std::time::Duration;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_follows_the_rules_goes_out_with_the_real_token() {
     let run = beside_a_good_tenant(api, "credential,permit", hostile_limits()).await;
     let outcome = run.result.expect("the probe completes");
@@ -27,7 +27,7 @@ async fn a_request_that_follows_the_rules_goes_out_with_the_real_token() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_outside_the_allowlist_is_refused() {
     let elsewhere = simulator().await;
     let url = api_of(&elsewhere);
@@ -38,7 +38,7 @@ async fn a_host_outside_the_allowlist_is_refused() {
     assert!(run.hostile.requests().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_scheme_to_the_same_host_and_port_is_refused() {
     let https =
         |hostile: &Simulator, _: &Simulator| api_of(hostile).replacen("http://", "https://", 1);
@@ -47,14 +47,14 @@ async fn a_different_scheme_to_the_same_host_and_port_is_refused() {
     assert!(run.hostile.requests().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_address_is_refused_before_any_connection() {
     let private = |_: &Simulator, _: &Simulator| "http://10.0.0.1/api/machines".to_owned();
     let run = beside_a_good_tenant(private, "credential,permit", hostile_limits()).await;
     assert!(denied(run.result)[0].contains("http://10.0.0.1"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_in_host_is_refused() {
     let sign_in = |_: &Simulator, _: &Simulator| {
         "https://login.microsoftonline.com/common/oauth2/v2.0/token".to_owned()
@@ -63,7 +63,7 @@ async fn the_sign_in_host_is_refused() {
     assert!(denied(run.result)[0].contains("login.microsoftonline.com"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_api_is_refused_with_this_tenants_credential() {
     let run = beside_a_good_tenant(
         |_, good| api_of(good),
@@ -76,14 +76,14 @@ async fn another_tenants_api_is_refused_with_this_tenants_credential() {
     assert_eq!(run.good.requests().len(), 5);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_without_a_permit_is_refused() {
     let run = beside_a_good_tenant(api, "credential", hostile_limits()).await;
     assert!(denied(run.result)[0].contains("permit"));
     assert!(run.hostile.requests().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_permit_covers_one_request_only() {
     let simulator = simulator().await;
     let tenant = tenant(&simulator);
@@ -98,23 +98,35 @@ async fn one_permit_covers_one_request_only() {
         .await;
     assert!(denied(second)[0].contains("permit"));
     assert_eq!(simulator.requests().len(), 1);
+    // Within one invocation, one permit pays for the first of two sends, not the second.
+    let twice = probe()
+        .stop_and_quarantine(&tenant, &url, "credential,permit,twice", "")
+        .await;
+    let reasons = denied(twice);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("permit"), "{reasons:?}");
+    assert_eq!(
+        simulator.requests().len(),
+        2,
+        "only the first send went out"
+    );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authorization_of_the_components_own_is_refused() {
     let run = beside_a_good_tenant(api, "credential,own-auth,permit", hostile_limits()).await;
     assert!(denied(run.result)[0].contains("sealed credential"));
     assert!(run.hostile.requests().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_without_a_granted_credential_is_refused() {
     let run = beside_a_good_tenant(api, "permit", hostile_limits()).await;
     assert!(denied(run.result)[0].contains("credential"));
     assert!(run.hostile.requests().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_component_can_only_read_a_worthless_seal() {
     let run = beside_a_good_tenant(api, "credential,reveal", hostile_limits()).await;
     let Err(ActionError::Transport(revealed)) = run.result.expect("the probe completes").result
@@ -125,7 +137,7 @@ async fn the_component_can_only_read_a_worthless_seal() {
     assert!(!revealed.contains(TOKEN));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_cannot_pause_its_tenant_without_a_429() {
     let run = beside_a_good_tenant(api, "throttle,credential,permit", hostile_limits()).await;
     let outcome = run.result.expect("the probe completes");
@@ -136,7 +148,7 @@ async fn a_guest_cannot_pause_its_tenant_without_a_429() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_429_a_guests_throttle_counts_once_never_re_armed() {
     let simulator = simulator().await;
     simulator.script([Reply::throttle(1)]);
@@ -165,7 +177,7 @@ async fn after_a_429_a_guests_throttle_counts_once_never_re_armed() {
     assert!(paused <= Duration::from_secs(1), "paused for {paused:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guest_reads_only_the_retry_after_the_host_applied() {
     // `+5` and garbage are not delay-seconds (RFC 9110 §10.2.3), so the host cannot read them;
     // a lenient parser in a guest would read `+100000000` as three years.
@@ -196,7 +208,7 @@ async fn the_guest_reads_only_the_retry_after_the_host_applied() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_defender_calls_on_the_tenants_own_api_are_refused() {
     let device = "0".repeat(40);
     for (path, steps) in [
@@ -225,7 +237,7 @@ async fn other_defender_calls_on_the_tenants_own_api_are_refused() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permit_for_one_api_cannot_pay_for_another() {
     let run = beside_a_good_tenant(api, "credential,permit-get", hostile_limits()).await;
     let denials = denied(run.result);
@@ -236,7 +248,7 @@ async fn a_permit_for_one_api_cannot_pay_for_another() {
     assert!(run.hostile.requests().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permit_kept_for_later_pays_for_nothing() {
     let run = beside_a_good_tenant(api, "credential,permit,late", hostile_limits()).await;
     let denials = denied(run.result);

@@ -109,6 +109,47 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Hands out [`TOKEN`] and counts how many times it was asked: a check that bad input never
+/// takes a credential.
+#[derive(Default)]
+pub struct CountingToken {
+    fetches: AtomicUsize,
+}
+
+impl CountingToken {
+    /// How many times a token was asked for.
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+impl TokenSource for CountingToken {
+    fn token<'a>(&'a self, _http: &'a HttpClient, _stale: Option<Secret>) -> TokenFuture<'a> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok::<_, CredentialError>(Secret::new(TOKEN)) })
+    }
+}
+
+/// A tenant of `simulator` with a budget of one call a minute per API and a token source that
+/// counts, for checking that bad input takes nothing with [`assert_nothing_taken`].
+pub fn guarded_tenant(simulator: &Simulator) -> (Tenant, Arc<CountingToken>) {
+    let tokens = Arc::new(CountingToken::default());
+    let tenant = tenant_with(simulator, tokens.clone(), Budget::new(1, 1));
+    (tenant, tokens)
+}
+
+/// Checks that no credential was fetched and no permit of any API taken.
+pub fn assert_nothing_taken(tenant: &Tenant, tokens: &CountingToken) {
+    assert_eq!(tokens.fetches(), 0, "no credential was taken");
+    for api in defender_host::rate_limit::Api::ALL {
+        assert_eq!(
+            tenant.budgets.get(api).available_in(),
+            std::time::Duration::ZERO,
+            "no {api:?} permit was taken"
+        );
+    }
+}
+
 /// Hands out `stale` first and [`TOKEN`] once asked to refresh, like an expired cached token.
 #[derive(Default)]
 pub struct ExpiringToken {
