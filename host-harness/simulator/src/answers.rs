@@ -15,10 +15,12 @@ pub struct Dropped;
 /// An answer, or a connection dropped on purpose.
 pub type Answer = Result<Response<Full<Bytes>>, Dropped>;
 
-/// One scripted answer for the next action request.
+/// One scripted answer, given to a request the endpoint found valid (see
+/// [`crate::Simulator::script_route`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Behave like the API: check the request and create the action (201).
+    /// The endpoint's own answer, on any route: on the create route a new action (201), on the
+    /// others the action polled, the action cancelled or the listing's page.
     Create,
     /// An error in the API's shape, `{"error": {"code", "message", "target"}}`.
     Error {
@@ -53,9 +55,23 @@ pub enum Reply {
     },
     /// Waits, then gives the inner answer.
     Delayed(Duration, Box<Reply>),
-    /// Creates the action like [`Reply::Create`], then drops the connection without answering:
-    /// the client cannot know the action exists.
+    /// The endpoint's own answer computed, so its effect happens (an action created, cancelled,
+    /// polled or listed), then the connection dropped without answering: the client cannot know
+    /// what happened.
     CreateThenDrop,
+    /// The connection dropped without an answer, and without the endpoint doing anything: the
+    /// client cannot know that nothing happened.
+    Drop,
+    /// The inner answer with these headers added, or replacing the inner answer's of the same
+    /// name (the last of a name wins). A name or value that is not a valid header (RFC 9110
+    /// §5.1, §5.5) is skipped, as no server could send it; over a dropped connection the headers
+    /// go nowhere.
+    WithHeaders {
+        /// The headers, as name and value.
+        headers: Vec<(String, String)>,
+        /// The answer they are added to.
+        reply: Box<Reply>,
+    },
 }
 
 impl Reply {
@@ -92,14 +108,25 @@ pub enum PageReply {
 }
 
 /// Gives a scripted answer; `api` is the endpoint's own, for [`Reply::Create`] and
-/// [`Reply::CreateThenDrop`].
+/// [`Reply::CreateThenDrop`], and is not called otherwise.
 pub async fn render(mut reply: Reply, api: impl FnOnce() -> Response<Full<Bytes>>) -> Answer {
-    loop {
-        return Ok(match reply {
+    // The headers of every `WithHeaders` met, outermost first.
+    let mut added: Vec<Vec<(String, String)>> = Vec::new();
+    let mut response = loop {
+        break match reply {
             Reply::Create => api(),
             Reply::CreateThenDrop => {
                 api();
                 return Err(Dropped);
+            }
+            Reply::Drop => return Err(Dropped),
+            Reply::WithHeaders {
+                headers,
+                reply: inner,
+            } => {
+                added.push(headers);
+                reply = *inner;
+                continue;
             }
             Reply::Error {
                 status,
@@ -128,8 +155,16 @@ pub async fn render(mut reply: Reply, api: impl FnOnce() -> Response<Full<Bytes>
                 reply = *inner;
                 continue;
             }
-        });
+        };
+    };
+    // Inner headers first, so an outer `WithHeaders` replaces them.
+    for (name, value) in added.iter().rev().flatten() {
+        let name = http::HeaderName::from_bytes(name.as_bytes());
+        if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_bytes(value.as_bytes())) {
+            response.headers_mut().insert(name, value);
+        }
     }
+    Ok(response)
 }
 
 /// The correlation ID the simulator puts in every error's `target`.

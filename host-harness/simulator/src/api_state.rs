@@ -2,17 +2,20 @@
 //! each file, and the answers scripted by a test.
 
 use super::answers::{PageReply, Reply};
+use super::clock::Clock;
 use super::filter::Filter;
 use super::paging::PageSize;
 use super::progression::Progression;
+use super::retry_after::RetryAfterFormat;
+use super::route_script::RouteScripts;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// One simulated action.
 struct Action {
     json: Value,
-    /// When it was created, for [`Progression::Settle`].
+    /// When it was created on the host's clock, for [`Progression::Settle`] and the listing lag.
     created: Instant,
     polls: u32,
     /// The first GETs of a new action that answer 404.
@@ -27,7 +30,14 @@ pub struct ApiState {
     by_machine: HashMap<String, Vec<usize>>,
     pub(super) progression: Progression,
     pub(super) hide_new_actions: u32,
-    pub(super) script: VecDeque<Reply>,
+    /// How long a new action stays out of `GET /api/machineactions`.
+    pub(super) listing_lag: Duration,
+    /// The clock the API writes its times with.
+    pub(super) clock: Clock,
+    /// How the budget's 429 writes `Retry-After`.
+    pub(super) retry_after_format: RetryAfterFormat,
+    /// The answers scripted by method and path ([`crate::Simulator::script_route`]).
+    pub(super) routes: RouteScripts,
     pub(super) page_script: VecDeque<PageReply>,
     pub(super) machine_replies: HashMap<String, Reply>,
     pub(super) files: HashMap<String, Vec<String>>,
@@ -46,7 +56,7 @@ fn status_of(json: &Value) -> &str {
 }
 
 /// Brings a not-yet-final action's status up to date; a poll counts as one more look first.
-fn look(action: &mut Action, progression: &Progression, polled: bool, now: Instant) {
+fn look(action: &mut Action, progression: &Progression, clock: Clock, polled: bool, now: Instant) {
     if is_final(status_of(&action.json)) || !(polled || progression.by_time()) {
         return;
     }
@@ -55,7 +65,7 @@ fn look(action: &mut Action, progression: &Progression, polled: bool, now: Insta
     }
     let age = now.saturating_duration_since(action.created);
     if let Some(status) = progression.status(action.polls, age) {
-        set_status(&mut action.json, status);
+        set_status(&mut action.json, status, clock);
     }
 }
 
@@ -87,7 +97,7 @@ impl ApiState {
         let indexes = self.by_machine.get(machine_id).cloned().unwrap_or_default();
         indexes.iter().any(|&index| {
             self.actions.get_mut(index).is_some_and(|action| {
-                look(action, &self.progression, false, now);
+                look(action, &self.progression, self.clock, false, now);
                 action.json["type"] == "StopAndQuarantineFile" && !is_final(status_of(&action.json))
             })
         })
@@ -101,7 +111,7 @@ impl ApiState {
             action.hidden_polls -= 1;
             return None;
         }
-        look(action, &self.progression, true, Instant::now());
+        look(action, &self.progression, self.clock, true, Instant::now());
         Some(action.json.clone())
     }
 
@@ -112,13 +122,13 @@ impl ApiState {
             .iter_mut()
             .find(|a| a.json["id"] == id)
             .ok_or(None)?;
-        look(action, &self.progression, false, Instant::now());
+        look(action, &self.progression, self.clock, false, Instant::now());
         let status = status_of(&action.json).to_owned();
         if is_final(&status) {
             return Err(Some(status));
         }
-        let now = now();
-        set_status(&mut action.json, "Cancelled");
+        let now = self.clock.written_now();
+        set_status(&mut action.json, "Cancelled", self.clock);
         action.json["cancellationRequestor"] = json!(super::REQUESTOR);
         action.json["cancellationComment"] = json!(comment);
         action.json["cancellationDateTimeUtc"] = json!(now);
@@ -126,13 +136,15 @@ impl ApiState {
     }
 
     /// The actions matching `filter`, newest first, as indexes for [`ApiState::show_listed`].
-    /// Hidden new actions are listed (only a GET by ID misses them).
+    /// Hidden new actions are listed (only a GET by ID misses them), but not those created less
+    /// than the listing lag ago.
     pub fn matching(&mut self, filter: &Filter) -> Vec<usize> {
         let now = Instant::now();
         let mut found = Vec::new();
         for (index, action) in self.actions.iter_mut().enumerate().rev() {
-            look(action, &self.progression, false, now);
-            if filter.matches(&action.json) {
+            look(action, &self.progression, self.clock, false, now);
+            let listed = now.saturating_duration_since(action.created) >= self.listing_lag;
+            if listed && filter.matches(&action.json) {
                 found.push(index);
             }
         }
@@ -146,7 +158,7 @@ impl ApiState {
             .iter()
             .filter_map(|&index| {
                 let action = self.actions.get_mut(index)?;
-                look(action, &self.progression, true, now);
+                look(action, &self.progression, self.clock, true, now);
                 Some(action.json.clone())
             })
             .collect()
@@ -158,15 +170,10 @@ impl ApiState {
     }
 }
 
-/// Sets the status, and the time of the last update when it changes.
-fn set_status(json: &mut Value, status: &str) {
+/// Sets the status, and the time of the last update (on the API's clock) when it changes.
+fn set_status(json: &mut Value, status: &str, clock: Clock) {
     if json["status"] != status {
         json["status"] = json!(status);
-        json["lastUpdateDateTimeUtc"] = json!(now());
+        json["lastUpdateDateTimeUtc"] = json!(clock.written_now());
     }
-}
-
-/// The current time as the API writes it.
-pub fn now() -> String {
-    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
 }

@@ -4,20 +4,35 @@
 //! creates actions that move from `Pending` through `InProgress` to a final status as they are
 //! polled (by GET or by listing) or as time passes ([`Progression::Settle`]); answers the
 //! action, listing, cancel and machines-of-a-file endpoints; says `ActiveRequestAlreadyExists`
-//! while a device has a pending action; and can be scripted, per request or per device, to give
-//! any answer of the error table, `Retry-After`, delays, broken or oversized bodies, or a
-//! dropped connection. Each of the five API endpoints has its own rate budget per caller (by
-//! default the pages' 100 calls a minute and 1500 an hour, [`RateLimit`]), past which it
-//! answers 429 with `Retry-After` ([`Simulator::set_rate_limit`]). The two
-//! listings page as OData does (`$top`, `$skip`, a server page size and `@odata.nextLink`),
-//! take only the documented `$filter` subset, and can be scripted page by page
-//! ([`PageReply`]). It serves Entra's token endpoint (secrets, certificate assertions,
-//! federated tokens, each checked field by field) and Azure's managed-identity endpoints. Over
-//! TLS it offers HTTP/2 and HTTP/1.1 by ALPN. It records every request it receives.
+//! while a device has a pending action; and answers a cancel of an action already final with 400
+//! `BadRequest`, the common-errors page's general row (learn.microsoft.com/defender-endpoint/api/
+//! common-errors: "BadRequest | BadRequest (400) | General Bad Request error message."), its own
+//! choice where the cancel page (learn.microsoft.com/defender-endpoint/api/cancel-machine-action)
+//! is silent. Each of the five API endpoints has its own rate budget per caller (by default the
+//! pages' 100 calls a minute and 1500 an hour, [`RateLimit`]), past which it answers 429 with
+//! `Retry-After` in seconds or, on request, as an HTTP date ([`RetryAfterFormat`]). The two
+//! listings page as OData does (`$top`, `$skip`, a server page size and `@odata.nextLink`) and
+//! take only the documented `$filter` subset.
+//!
+//! A test can script any API route by method and path pattern ([`Simulator::script_route`]),
+//! each device's creates ([`Simulator::reply_for_machine`]) and the listings page by page
+//! ([`PageReply`]), to give any answer of the error table, `Retry-After`, delays, broken or
+//! oversized bodies, extra headers, or a dropped connection, with or without the endpoint's
+//! effect ([`Reply`]). A scripted answer is given only to a request the endpoint finds valid:
+//! the token, the path, the budget and the endpoint's own checks come first. Where the pages are
+//! silent the simulator has models of its own: listings that lag creation
+//! ([`Simulator::set_listing_lag`]) and an API clock ahead of or behind the host's
+//! ([`Simulator::set_clock_offset`]).
+//!
+//! It serves Entra's token endpoint (secrets, certificate assertions, federated tokens, each
+//! checked field by field) and Azure's managed-identity endpoints. Over TLS it offers HTTP/2 and
+//! HTTP/1.1 by ALPN. It records every request it receives.
 
+mod actions;
 mod answers;
 mod api_state;
 mod budget;
+mod clock;
 mod directory;
 pub mod example;
 mod filter;
@@ -28,6 +43,8 @@ mod listings;
 mod machine_action;
 mod paging;
 mod progression;
+mod retry_after;
+mod route_script;
 mod routes;
 mod sign_in;
 #[cfg(test)]
@@ -37,6 +54,8 @@ pub use answers::{PageReply, Reply};
 pub use budget::{ApiCalls, RateLimit};
 pub use directory::{ClientProof, ManagedIdentities};
 pub use progression::Progression;
+pub use retry_after::RetryAfterFormat;
+pub use route_script::PatternError;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -274,13 +293,40 @@ impl Simulator {
         lock(&self.shared.directory).set_lifetime(lifetime);
     }
 
-    /// Queues answers for the next stop-and-quarantine requests, in order; once they are used
-    /// up the simulator behaves like the API again.
+    /// Queues answers for the next valid stop-and-quarantine requests, in order; once they are
+    /// used up the simulator behaves like the API again. The same as
+    /// `script_route("POST", "/api/machines/*/StopAndQuarantineFile", replies)`.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        self.shared.api().script.extend(replies);
+        let pattern = route_script::RoutePattern::create_action();
+        self.shared.api().routes.add(pattern, replies);
     }
 
-    /// Answers every stop-and-quarantine request for this device with `reply`.
+    /// Queues answers for the next valid requests to an API route, in order, so a test can make
+    /// any endpoint misbehave (the simulator's own device: the pages document no such thing).
+    /// `method` is compared exactly (`GET`, `POST`); `path_pattern` is a path starting with `/`,
+    /// split on `/`, where `*` matches exactly one non-empty segment and any other segment must
+    /// be equal (case-sensitive); the query is ignored. Each matching request takes the next
+    /// reply of the route's queue; once it is used up the endpoint behaves like the API again.
+    /// When several routes match, the earliest registered that still has replies answers.
+    ///
+    /// A reply is taken only by a request to one of the five API endpoints that passes the
+    /// token, the budget and the endpoint's own checks (a 401, 404, 429, 415 or 400 of the API
+    /// comes first and leaves the reply queued); the sign-in endpoints are never scripted. For
+    /// the create route the route script comes before [`Simulator::reply_for_machine`], and for
+    /// the listings before [`Simulator::script_pages`].
+    pub fn script_route(
+        &self,
+        method: &str,
+        path_pattern: &str,
+        replies: impl IntoIterator<Item = Reply>,
+    ) -> Result<(), PatternError> {
+        let pattern = route_script::RoutePattern::parse(method, path_pattern)?;
+        self.shared.api().routes.add(pattern, replies);
+        Ok(())
+    }
+
+    /// Answers every valid stop-and-quarantine request for this device with `reply`, unless a
+    /// route script ([`Simulator::script_route`], [`Simulator::script`]) answers it first.
     pub fn reply_for_machine(&self, machine_id: &str, reply: Reply) {
         let mut tenant = self.shared.api();
         tenant.machine_replies.insert(machine_id.to_owned(), reply);
@@ -307,6 +353,31 @@ impl Simulator {
         self.shared.api().hide_new_actions = polls;
     }
 
+    /// Makes `GET /api/machineactions` leave out actions created less than `lag` ago (a GET by
+    /// ID still finds them, subject to [`Simulator::hide_new_actions`]). No page says how soon a
+    /// new action is listed, so a client must not rely on it being listed at once: this is the
+    /// simulator's own model of a listing that lags creation. Default zero.
+    pub fn set_listing_lag(&self, lag: std::time::Duration) {
+        self.shared.api().listing_lag = lag;
+    }
+
+    /// Sets the API's clock `offset_ms` milliseconds ahead of the host's (behind when negative):
+    /// every time the API writes (`creationDateTimeUtc`, `lastUpdateDateTimeUtc`,
+    /// `cancellationDateTimeUtc`) is the host's clock plus the offset, and a `$filter` on
+    /// `creationDateTimeUtc` compares with those written times. [`Progression::Settle`] and the
+    /// listing lag still go by the real time elapsed, and `Retry-After` dates by the host's
+    /// clock. No page speaks of clock skew: the simulator's own model, so a test can check that
+    /// a client does not compare its own clock with the API's. Default zero.
+    pub fn set_clock_offset(&self, offset_ms: i64) {
+        self.shared.api().clock = clock::Clock::new(offset_ms);
+    }
+
+    /// How the budget's 429 writes `Retry-After`: in seconds as the API does (the default), or
+    /// as an HTTP date, which RFC 9110 §10.2.3 allows and a client must read as well.
+    pub fn set_retry_after_format(&self, format: RetryAfterFormat) {
+        self.shared.api().retry_after_format = format;
+    }
+
     /// Sets each caller's budget for each API; `None` lifts the limits entirely (for
     /// benchmarks that send thousands of calls). The budgets are per API ("Rate limitations for
     /// this API are 100 calls per minute and 1500 calls per hour", on each endpoint's page) and
@@ -330,8 +401,9 @@ impl Simulator {
     }
 
     /// Queues answers for the next listing requests (`GET /api/machineactions` and
-    /// `GET /api/files/{sha1}/machines` alike), in order, each taken after authentication and
-    /// the rate limit; once they are used up the listings behave like the API again.
+    /// `GET /api/files/{sha1}/machines` alike), in order, each taken after authentication, the
+    /// rate limit and the query's checks, and after any route script ([`Simulator::
+    /// script_route`]); once they are used up the listings behave like the API again.
     pub fn script_pages(&self, replies: impl IntoIterator<Item = PageReply>) {
         self.shared.api().page_script.extend(replies);
     }

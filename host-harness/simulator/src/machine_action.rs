@@ -2,12 +2,18 @@
 
 use serde_json::{Value, json};
 
-/// A new `StopAndQuarantineFile` action, `Pending`, as the API returns it today.
-pub fn stop_and_quarantine(machine_id: &str, sha1: &str, comment: &str, requestor: &str) -> Value {
+/// A new `StopAndQuarantineFile` action, `Pending`, as the API returns it today, created at `now`
+/// (as the API writes it).
+pub fn stop_and_quarantine(
+    machine_id: &str,
+    sha1: &str,
+    comment: &str,
+    requestor: &str,
+    now: &str,
+) -> Value {
     let mut id = [0u8; 16];
     // Predictable action IDs would only make the simulator less realistic, not unsafe.
     let _ = getrandom::fill(&mut id);
-    let now = super::api_state::now();
     json!({
         "@odata.context": "https://api.security.microsoft.com/api/$metadata#MachineActions/$entity",
         "id": guid(&id),

@@ -1,17 +1,20 @@
-//! Which endpoint a request is for, and the API's answer to it.
+//! Which endpoint a request is for, and the order in which it is answered: the front door
+//! (`crate::front_door`), the sign-in endpoints (which need no token), then for the API the
+//! bearer token (401 `Unauthorized`), the path (404), the endpoint's budget (429), the
+//! endpoint's own checks of the request (`crate::actions`, `crate::listings`), and only then a
+//! scripted answer (`crate::route_script`, then a per-device reply or a scripted page) or the
+//! endpoint's own behaviour. A script thus never answers a request the API would refuse.
 
 use super::answers::{self, Answer, Reply};
 use super::budget::{Api, Throttled};
-use super::{
-    RecordedRequest, Shared, front_door, identity, listings, lock, machine_action, sign_in,
-};
+use super::retry_after::too_many_requests;
+use super::{RecordedRequest, Shared, actions, front_door, identity, listings, lock, sign_in};
 use bytes::Bytes;
 use http::{Method, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use serde_json::Value;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The most of a request body the simulator reads.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -131,12 +134,10 @@ async fn route(shared: &Shared, parts: &http::request::Parts, request: &Recorded
         (&Method::GET, ["api", "files", sha1, "machines"]) => Some(Endpoint::FileMachines(sha1)),
         _ => None,
     };
+    // Every API endpoint, create included, refuses a bad token first: never a scripted answer,
+    // and not counted against a budget.
     if !authorized(shared, request) {
-        return match endpoint {
-            // As before budgets existed: a scripted answer, or the API's own 401; not counted.
-            Some(Endpoint::Create(machine)) => create_route(shared, machine, request).await,
-            _ => Ok(unauthorized()),
-        };
+        return Ok(unauthorized());
     }
     let Some(endpoint) = endpoint else {
         return Ok(answers::api_error(
@@ -146,15 +147,22 @@ async fn route(shared: &Shared, parts: &http::request::Parts, request: &Recorded
         ));
     };
     if let Err(throttled) = spend(shared, endpoint.api(), request) {
-        return Ok(too_many_requests(throttled));
+        let format = shared.api().retry_after_format;
+        return Ok(too_many_requests(throttled, format, SystemTime::now()));
     }
     match endpoint {
-        Endpoint::Create(machine) => create_route(shared, machine, request).await,
-        Endpoint::Get(id) => Ok(poll(shared, id)),
-        Endpoint::Cancel(id) => Ok(cancel(shared, id, request)),
-        Endpoint::List => listings::actions(shared, path, query).await,
-        Endpoint::FileMachines(sha1) => listings::machines(shared, sha1, path, query).await,
+        Endpoint::Create(machine) => actions::create(shared, parts, machine, request).await,
+        Endpoint::Get(id) => actions::poll(shared, parts, id).await,
+        Endpoint::Cancel(id) => actions::cancel(shared, parts, id, request).await,
+        Endpoint::List => listings::actions(shared, parts).await,
+        Endpoint::FileMachines(sha1) => listings::machines(shared, parts, sha1).await,
     }
+}
+
+/// The next answer a route script holds for this request, if any: to be taken only once the
+/// endpoint has found the request valid.
+pub fn route_reply(shared: &Shared, parts: &http::request::Parts) -> Option<Reply> {
+    shared.api().routes.take(&parts.method, parts.uri.path())
 }
 
 /// Spends a call of the caller's budget for `api`: the caller is the application the
@@ -164,31 +172,6 @@ fn spend(shared: &Shared, api: Api, request: &RecordedRequest) -> Result<(), Thr
         bearer(request).and_then(|token| lock(&shared.directory).holder(token).map(str::to_owned));
     let mut budget = lock(&shared.budget);
     budget.spend(api, caller.as_deref(), Instant::now())
-}
-
-/// "common errors" (learn.microsoft.com/defender-endpoint/api/common-errors): 429
-/// `TooManyRequests` once the API's budget is spent, with `Retry-After` in seconds: when the
-/// oldest call of the full window leaves it.
-fn too_many_requests(throttled: Throttled) -> Response<Full<Bytes>> {
-    let seconds = throttled.seconds();
-    let message = format!("Rate limit is exceeded. Try again in {seconds} seconds.");
-    let mut response = answers::api_error(429, "TooManyRequests", &message);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, http::HeaderValue::from(seconds));
-    response
-}
-
-/// A scripted answer, a per-device one, or the API's own behaviour.
-async fn create_route(shared: &Shared, machine: &str, request: &RecordedRequest) -> Answer {
-    let next = {
-        let mut api = shared.api();
-        match api.machine_replies.get(machine) {
-            Some(reply) => reply.clone(),
-            None => api.script.pop_front().unwrap_or(Reply::Create),
-        }
-    };
-    answers::render(next, || create(shared, machine, request)).await
 }
 
 /// The request's bearer token, if it has a non-blank one.
@@ -209,89 +192,13 @@ fn authorized(shared: &Shared, request: &RecordedRequest) -> bool {
     }
 }
 
+/// "common errors" (learn.microsoft.com/defender-endpoint/api/common-errors): 401
+/// `Unauthorized` for a missing or invalid token.
 fn unauthorized() -> Response<Full<Bytes>> {
     answers::api_error(
         401,
         "Unauthorized",
         "Authorization has been denied for this request.",
-    )
-}
-
-/// The API's own checks, in its order, then a new action.
-fn create(shared: &Shared, machine_id: &str, request: &RecordedRequest) -> Response<Full<Bytes>> {
-    if !authorized(shared, request) {
-        return unauthorized();
-    }
-    if !json_content(request) {
-        return unsupported_media_type();
-    }
-    if !is_hex40(machine_id) {
-        let message = format!("Machine {machine_id} was not found");
-        return answers::api_error(404, "ResourceNotFound", &message);
-    }
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
-        return answers::api_error(
-            400,
-            "InvalidRequestBody",
-            "Request body is not a JSON object",
-        );
-    };
-    let member = |name: &str| body.get(name).and_then(Value::as_str);
-    let (Some(comment), Some(sha1)) = (member("Comment"), member("Sha1")) else {
-        let message = "Comment and Sha1 are required";
-        return answers::api_error(400, "MissingRequiredParameter", message);
-    };
-    if body.len() != 2 {
-        let message = "Unexpected members in request body";
-        return answers::api_error(400, "InvalidRequestBody", message);
-    }
-    if !is_hex40(sha1) {
-        let message = format!("Hash value {sha1} is not a valid SHA-1");
-        return answers::api_error(400, "InvalidHashValue", &message);
-    }
-    if comment.trim().is_empty() {
-        return answers::api_error(400, "InvalidInput", "Comment must not be empty");
-    }
-    let mut api = shared.api();
-    if api.has_pending(machine_id) {
-        let message = "Action is already in progress";
-        return answers::api_error(400, "ActiveRequestAlreadyExists", message);
-    }
-    let created = machine_action::stop_and_quarantine(machine_id, sha1, comment, super::REQUESTOR);
-    let created = api.add(created);
-    answers::json_response(201, &created.to_string())
-}
-
-fn poll(shared: &Shared, id: &str) -> Response<Full<Bytes>> {
-    match shared.api().poll(id) {
-        Some(action) => answers::json_response(200, &action.to_string()),
-        None => not_found_action(id),
-    }
-}
-
-fn cancel(shared: &Shared, id: &str, request: &RecordedRequest) -> Response<Full<Bytes>> {
-    if !json_content(request) {
-        return unsupported_media_type();
-    }
-    let body = serde_json::from_slice::<Value>(&request.body).unwrap_or_default();
-    let Some(comment) = body.get("Comment").and_then(Value::as_str) else {
-        return answers::api_error(400, "MissingRequiredParameter", "Comment is required");
-    };
-    match shared.api().cancel(id, comment) {
-        Ok(action) => answers::json_response(200, &action.to_string()),
-        Err(None) => not_found_action(id),
-        Err(Some(status)) => {
-            let message = format!("Action {id} is already {status} and cannot be cancelled");
-            answers::api_error(400, "BadRequest", &message)
-        }
-    }
-}
-
-fn not_found_action(id: &str) -> Response<Full<Bytes>> {
-    answers::api_error(
-        404,
-        "ResourceNotFound",
-        &format!("Machine action {id} was not found"),
     )
 }
 
@@ -302,21 +209,4 @@ fn header_value(parts: &http::request::Parts, name: &str) -> Option<String> {
         (Some(value), None) => value.to_str().ok().map(str::to_owned),
         _ => None,
     }
-}
-
-fn json_content(request: &RecordedRequest) -> bool {
-    request.content_type.as_deref().is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-    })
-}
-
-fn unsupported_media_type() -> Response<Full<Bytes>> {
-    let message = "Content-Type must be application/json";
-    answers::api_error(415, "UnsupportedMediaType", message)
-}
-
-fn is_hex40(value: &str) -> bool {
-    value.len() == 40 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }

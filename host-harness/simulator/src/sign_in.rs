@@ -338,7 +338,8 @@ fn missing(parameter: &str) -> Response<Full<Bytes>> {
 fn error(status: u16, code: &str, aadsts: u32, description: &str) -> Response<Full<Bytes>> {
     let trace = answers::correlation_id();
     let correlation = answers::correlation_id();
-    let timestamp = super::api_state::now();
+    // Entra's clock is the host's: the offset of `set_clock_offset` is the Defender API's.
+    let timestamp = super::clock::Clock::default().written_now();
     let body = json!({
         "error": code,
         "error_description": format!(

@@ -2,6 +2,8 @@
 //! settling and scripted pages.
 
 mod client;
+mod models;
+mod scripts;
 
 use super::*;
 use client::{SHA1, calls, create, get, machine, next_of, run, send_as, start, token_for};

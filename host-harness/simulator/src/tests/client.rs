@@ -49,8 +49,9 @@ impl Answered {
 }
 
 /// Sends `head` (request line and headers but `Host`, `Content-Length` and `Connection`) and
-/// `body` on a connection of its own.
-async fn exchange(simulator: &Simulator, head: String, body: &str) -> Answered {
+/// `body` on a connection of its own; `None` when the simulator dropped the connection without
+/// answering.
+async fn try_exchange(simulator: &Simulator, head: String, body: &str) -> Option<Answered> {
     let host = simulator
         .base_url()
         .trim_start_matches("http://")
@@ -62,12 +63,16 @@ async fn exchange(simulator: &Simulator, head: String, body: &str) -> Answered {
     let raw = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(&host).unwrap();
         stream.write_all(request.as_bytes()).unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).unwrap();
-        raw
+        let mut raw = Vec::new();
+        // A connection dropped on purpose may end in a reset: what was read is all there is.
+        let _ = stream.read_to_end(&mut raw);
+        String::from_utf8(raw).unwrap()
     })
     .await
     .unwrap();
+    if raw.is_empty() {
+        return None;
+    }
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap();
@@ -79,11 +84,34 @@ async fn exchange(simulator: &Simulator, head: String, body: &str) -> Answered {
         })
         .collect();
     let body = serde_json::from_str(body).unwrap_or(Value::Null);
-    Answered {
+    Some(Answered {
         status,
         headers,
         body,
+    })
+}
+
+/// [`try_exchange`], which must be answered.
+async fn exchange(simulator: &Simulator, head: String, body: &str) -> Answered {
+    let answered = try_exchange(simulator, head, body).await;
+    answered.expect("the simulator dropped the connection")
+}
+
+/// Sends an API request with `token` and this `Content-Type` (none with `None`); `None` when
+/// the connection was dropped without an answer.
+pub async fn try_send(
+    simulator: &Simulator,
+    token: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Option<Answered> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nAuthorization: Bearer {token}");
+    if let Some(content_type) = content_type {
+        head.push_str(&format!("\r\nContent-Type: {content_type}"));
     }
+    try_exchange(simulator, head, body).await
 }
 
 /// Sends an API request with `token`.
@@ -122,13 +150,33 @@ pub async fn get(simulator: &Simulator, path: &str) -> Answered {
     send_as(simulator, TOKEN, "GET", path, "").await
 }
 
+/// The create path of a device.
+pub fn create_path(machine_id: &str) -> String {
+    format!("/api/machines/{machine_id}/StopAndQuarantineFile")
+}
+
+/// A valid create body.
+pub fn create_body() -> String {
+    json!({"Comment": "test", "Sha1": SHA1}).to_string()
+}
+
 /// Creates an action on the device, which must succeed.
 pub async fn create(simulator: &Simulator, machine_id: &str) -> Answered {
-    let path = format!("/api/machines/{machine_id}/StopAndQuarantineFile");
-    let body = json!({"Comment": "test", "Sha1": SHA1}).to_string();
-    let answered = send_as(simulator, TOKEN, "POST", &path, &body).await;
+    let answered = send_as(
+        simulator,
+        TOKEN,
+        "POST",
+        &create_path(machine_id),
+        &create_body(),
+    )
+    .await;
     assert_eq!(answered.status, 201, "{}", answered.body);
     answered
+}
+
+/// An action's ID from its JSON.
+pub fn id_of(action: &Answered) -> String {
+    action.body["id"].as_str().unwrap().to_owned()
 }
 
 /// An API's (answered, throttled) counters.
