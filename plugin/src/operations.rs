@@ -6,7 +6,8 @@ use crate::bindings::defender::endpoint::types::{
 };
 use crate::call::{Failure, Host, perform};
 use crate::machine_action;
-use crate::request::{self, ApiRequest};
+use crate::paging::{self, Stopped};
+use crate::request::{self, ACTIONS_PER_PAGE, ApiRequest};
 use crate::response::{self, Effect};
 use crate::retry::RetryPolicy;
 use crate::timestamp;
@@ -14,6 +15,9 @@ use crate::validate::{ActionId, Comment, MachineId, Sha1};
 
 /// How far the API's clock and ours may disagree when telling new actions from old ones.
 const CLOCK_SKEW_MS: u64 = 120_000;
+/// How far back an action can still be pending: the API times actions out after three days
+/// ("TimeOut"); a day more covers clocks and late updates.
+const PENDING_AT_MOST_MS: u64 = 4 * 24 * 3600 * 1000;
 /// How many times a POST whose fate is unknown, and that is not found, is sent.
 const MAX_SENDS: u32 = 3;
 /// How long to wait before looking again for an action that a dropped POST may have created.
@@ -74,7 +78,8 @@ pub fn create(
             }
             Err(Failure::Action(ActionError::AlreadyPending(api))) => {
                 let pending = |a: &MachineAction| !is_final(&a.status);
-                return match find(host, machine, sha1, policy, pending) {
+                let since = sent_at.saturating_sub(PENDING_AT_MOST_MS);
+                return match find(host, machine, sha1, since, policy, pending) {
                     Ok(Some(action)) => Ok(Quarantined {
                         action,
                         adopted: true,
@@ -86,11 +91,12 @@ pub fn create(
             Err(Failure::Action(error)) => return Err(error),
             Err(Failure::MaybeSent(message)) => message,
         };
-        let since = |a: &MachineAction| created_ms(a).is_some_and(|t| t + CLOCK_SKEW_MS >= sent_at);
-        let mut found = find(host, machine, sha1, policy, since);
+        let from = sent_at.saturating_sub(CLOCK_SKEW_MS);
+        let since = |a: &MachineAction| created_ms(a).is_some_and(|t| t >= from);
+        let mut found = find(host, machine, sha1, from, policy, since);
         if matches!(found, Ok(None)) {
             host.sleep_ms(LOOKUP_SETTLE_MS);
-            found = find(host, machine, sha1, policy, since);
+            found = find(host, machine, sha1, from, policy, since);
         }
         match found {
             Ok(Some(action)) => {
@@ -161,17 +167,20 @@ fn fetch_action(
     response::machine_action(&answer, effect)
 }
 
-/// The newest of this device's actions for this file that satisfies `wanted`.
+/// The newest of this device's actions for this file created since `since_ms` that satisfies
+/// `wanted`, read page by page (a page too large is asked for again in halves). A listing that
+/// stopped early is enough when it found one; otherwise its failure is the answer.
 fn find(
     host: &mut impl Host,
     machine: &MachineId,
     sha1: &Sha1,
+    since_ms: u64,
     policy: &RetryPolicy,
     wanted: impl Fn(&MachineAction) -> bool,
 ) -> Result<Option<MachineAction>, ActionError> {
-    let answer = perform(host, &request::list_actions(machine), policy)?;
-    let listed = response::listing(&answer)?;
-    Ok(listed
+    let first = request::device_actions_since(machine, since_ms, ACTIONS_PER_PAGE);
+    let listing = paging::read(host, &first, ACTIONS_PER_PAGE, usize::MAX, |_| true, policy)?;
+    let found = listing
         .items
         .into_iter()
         .filter_map(|item| machine_action::from_members(&item.members, item.raw).ok())
@@ -181,7 +190,12 @@ fn find(
                 .is_some_and(|f| f.file_identifier.eq_ignore_ascii_case(sha1.as_str()))
         })
         .filter(|a| wanted(a))
-        .max_by_key(|a| created_ms(a).unwrap_or(0)))
+        .max_by_key(|a| created_ms(a).unwrap_or(0));
+    match (found, listing.stopped) {
+        (Some(action), _) => Ok(Some(action)),
+        (None, Some(Stopped::Failed(error))) => Err(error),
+        (None, _) => Ok(None),
+    }
 }
 
 /// The error of a failed look for the pending action the API said exists: the look's own, its

@@ -142,16 +142,22 @@ pub fn cancel_action(id: &ActionId, comment: &Comment) -> ApiRequest {
     }
 }
 
-/// `GET /api/machineactions?$filter=machineId eq '{id}' and type eq 'StopAndQuarantineFile'`:
-/// this device's actions of this type, to find a pending or just-created one.
-pub fn list_actions(machine: &MachineId) -> ApiRequest {
+/// `GET /api/machineactions?$filter=machineId eq '{id}' and type eq 'StopAndQuarantineFile' and
+/// creationDateTimeUtc ge {since}&$top={per_page}`: this device's actions of this type created
+/// since `since_ms` (floored to the second), to find a pending or just-created one. Bounding
+/// the time keeps a device's long history out of the answer.
+pub fn device_actions_since(machine: &MachineId, since_ms: u64, per_page: usize) -> ApiRequest {
     let filter = format!(
-        "machineId eq '{}' and type eq '{ACTION_TYPE}'",
-        machine.as_str()
+        "machineId eq '{}' and type eq '{ACTION_TYPE}' and creationDateTimeUtc ge {}",
+        machine.as_str(),
+        timestamp::format_secs(since_ms)
     );
     get(
         Api::ListActions,
-        format!("/api/machineactions?$filter={}", percent_encode(&filter)),
+        format!(
+            "/api/machineactions?$filter={}&$top={per_page}",
+            percent_encode(&filter)
+        ),
     )
 }
 
@@ -274,12 +280,14 @@ mod tests {
         assert_eq!(cancel.method, Method::Post);
         assert_eq!(cancel.path, format!("{}/cancel", get.path));
         assert_eq!(cancel.body, br#"{"Comment":"oops"}"#);
+        let device = device_actions_since(&machine, 1_795_737_601_500, 500);
         assert_eq!(
-            list_actions(&machine).path,
+            device.path,
             format!(
-                "/api/machineactions?$filter=machineId%20eq%20%27{MACHINE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+                "/api/machineactions?$filter=machineId%20eq%20%27{MACHINE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27%20and%20creationDateTimeUtc%20ge%202026-11-27T00%3A00%3A01Z&$top=500"
             )
         );
+        assert_eq!(device.per_page(), Some(500));
         let sha1 = Sha1::parse(SHA1).unwrap();
         let machines = machines_with_file(&sha1);
         assert_eq!(machines.path, format!("/api/files/{SHA1}/machines"));

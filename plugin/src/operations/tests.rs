@@ -109,6 +109,37 @@ fn already_pending_without_a_match_is_the_already_pending_error() {
 }
 
 #[test]
+fn the_lookup_reads_four_days_of_the_devices_actions_in_pages_it_can_read() {
+    let pending = r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"m","target":"t"}}"#;
+    let too_large = Ok(crate::response::RawResponse {
+        status: 200,
+        retry_after: None,
+        body: b"{".to_vec(),
+        truncated: true,
+    });
+    let wanted = action("z", "InProgress", YESTERDAY, SHA1);
+    let mut script = Script {
+        answers: [
+            answer(400, pending),
+            too_large,
+            answer(200, &listing(&[wanted])),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let q = create_with(&mut script).unwrap();
+    assert!(q.adopted);
+    assert_eq!(q.action.id, "z");
+    // The clock reads 2026-11-27T00:00:00Z: four days back, then half the page.
+    assert!(
+        script.sent[1].contains("creationDateTimeUtc%20ge%202026-11-23T00%3A00%3A00Z&$top=500 "),
+        "{}",
+        script.sent[1]
+    );
+    assert!(script.sent[2].contains("&$top=250 "), "{}", script.sent[2]);
+}
+
+#[test]
 fn already_pending_whose_lookup_fails_is_the_lookups_error_saying_so() {
     let pending =
         r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"m","target":"corr-p"}}"#;

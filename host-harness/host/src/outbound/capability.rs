@@ -78,21 +78,21 @@ fn is_action_listing(query: &str) -> bool {
         .any(|(name, value)| name == "$filter" && is_components_filter(value))
 }
 
-/// `machineId eq '{40 hex}' and type eq 'StopAndQuarantineFile'` (a device's actions, to find
-/// a pending one) or `type eq 'StopAndQuarantineFile' and creationDateTimeUtc ge
-/// {YYYY-MM-DDTHH:MM:SSZ}` (a poll round), decoded, and nothing else: no other term, operator,
-/// group or white space, so the filter cannot widen to other actions.
+/// `machineId eq '{40 hex}' and type eq 'StopAndQuarantineFile' and creationDateTimeUtc ge
+/// {YYYY-MM-DDTHH:MM:SSZ}` (a device's recent actions, to find a pending one) or `type eq
+/// 'StopAndQuarantineFile' and creationDateTimeUtc ge {YYYY-MM-DDTHH:MM:SSZ}` (a poll round),
+/// decoded, and nothing else: no other term, operator, group or white space, so the filter
+/// cannot widen to other actions.
 fn is_components_filter(filter: &str) -> bool {
-    const TYPE: &str = "type eq 'StopAndQuarantineFile'";
-    if let Some(device) = filter
-        .strip_prefix("machineId eq '")
-        .and_then(|rest| rest.strip_suffix(&format!("' and {TYPE}")))
-    {
-        return is_lower_hex40(device);
-    }
-    filter
-        .strip_prefix(&format!("{TYPE} and creationDateTimeUtc ge "))
-        .is_some_and(is_utc_second)
+    const TYPE_SINCE: &str = "type eq 'StopAndQuarantineFile' and creationDateTimeUtc ge ";
+    let since = match filter.strip_prefix("machineId eq '") {
+        Some(rest) => match rest.split_once("' and ") {
+            Some((device, since)) if is_lower_hex40(device) => since,
+            _ => return false,
+        },
+        None => filter,
+    };
+    since.strip_prefix(TYPE_SINCE).is_some_and(is_utc_second)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, digits where digits go.
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn admits_each_request_the_component_makes() {
         let listing = format!(
-            "/api/machineactions?$filter=machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+            "/api/machineactions?$filter=machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27%20and%20creationDateTimeUtc%20ge%202026-11-23T00%3A00%3A00Z"
         );
         let cases = [
             (
@@ -332,6 +332,30 @@ mod tests {
                 Method::GET,
                 listing_of(&format!(
                     "machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27or%20true"
+                )),
+            ),
+            (
+                Method::GET,
+                listing_of(&format!(
+                    "machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27"
+                )),
+            ),
+            (
+                Method::GET,
+                listing_of(&format!(
+                    "machineId%20eq%20%27{upper}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27%20and%20creationDateTimeUtc%20ge%202026-11-23T00%3A00%3A00Z"
+                )),
+            ),
+            (
+                Method::GET,
+                listing_of(&format!(
+                    "machineId%20eq%20%27{DEVICE}%27%20and%20machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27%20and%20creationDateTimeUtc%20ge%202026-11-23T00%3A00%3A00Z"
+                )),
+            ),
+            (
+                Method::GET,
+                listing_of(&format!(
+                    "machineId%20eq%20%27{DEVICE}%27%20and%20type%20eq%20%27StopAndQuarantineFile%27%20and%20creationDateTimeUtc%20ge%202026-11-23T00%3A00%3A00Z%20or%20true"
                 )),
             ),
             (
