@@ -13,6 +13,7 @@ mod limits;
 mod listings;
 mod outbound_policy;
 mod properties;
+mod routes;
 mod sign_in;
 mod simulator;
 mod stop_and_quarantine;
