@@ -5,6 +5,7 @@
 mod budgets;
 mod cache;
 mod cli;
+mod clocks;
 mod concurrency;
 mod hostile_probe;
 mod isolation;

@@ -141,8 +141,7 @@ fn sends(simulator: &Simulator, (method, pattern): (&str, &str)) -> usize {
         .filter(|r| {
             let path = r.path.split('?').next().unwrap_or_default();
             let got: Vec<&str> = path.split('/').collect();
-            got.len() == wanted.len()
-                && got.iter().zip(&wanted).all(|(g, w)| *w == "*" || g == w)
+            got.len() == wanted.len() && got.iter().zip(&wanted).all(|(g, w)| *w == "*" || g == w)
         })
         .count()
 }
@@ -269,7 +268,11 @@ async fn everywhere_under_each_error_row_of_the_devices_listing() {
             .script_route(FILE_MACHINES.0, FILE_MACHINES.1, replies)
             .unwrap();
         let outcome = component()
-            .quarantine(&tenant(&simulator), request(Targets::Everywhere, None), None)
+            .quarantine(
+                &tenant(&simulator),
+                request(Targets::Everywhere, None),
+                None,
+            )
             .await
             .expect("the call completes");
         // An answer too large to read is asked for again with a page size, which the API takes
@@ -326,13 +329,14 @@ async fn a_poll_that_keeps_failing_is_in_the_progress_and_the_outcome() {
         .await
         .expect("the call completes");
     let outcomes = outcome.result.expect("a fan-out").outcomes;
-    let MachineOutcome {
-        outcome: Ok(q), ..
-    } = &outcomes[0]
-    else {
+    let MachineOutcome { outcome: Ok(q), .. } = &outcomes[0] else {
         panic!("{outcomes:?}");
     };
-    assert_eq!(q.action.status, ActionStatus::Pending, "the last status seen");
+    assert_eq!(
+        q.action.status,
+        ActionStatus::Pending,
+        "the last status seen"
+    );
     let Some(ActionError::Forbidden(forbidden)) = &q.poll_error else {
         panic!("{q:?}");
     };
@@ -340,7 +344,11 @@ async fn a_poll_that_keeps_failing_is_in_the_progress_and_the_outcome() {
     let heard = heard.lock().unwrap();
     let failed: Vec<_> = heard.iter().filter(|u| u.error.is_some()).collect();
     assert!(!failed.is_empty(), "{heard:?}");
-    assert!(failed.iter().all(|u| u.action_id == q.action.id && !u.is_final));
+    assert!(
+        failed
+            .iter()
+            .all(|u| u.action_id == q.action.id && !u.is_final)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,5 +383,8 @@ async fn a_failed_listing_is_in_the_progress_and_made_up_for_by_gets() {
         .iter()
         .filter(|u| matches!(&u.error, Some(ActionError::Forbidden(_))))
         .count();
-    assert_eq!(failed, 2, "the listing's 403, once for each action: {heard:?}");
+    assert_eq!(
+        failed, 2,
+        "the listing's 403, once for each action: {heard:?}"
+    );
 }
