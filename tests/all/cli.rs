@@ -792,3 +792,64 @@ async fn cancel_on_timeout_cancels_what_is_still_pending_and_needs_wait() {
     assert_eq!(run.code, ExitCode::from(2), "{}", run.err);
     assert_eq!(simulator.requests().len(), before);
 }
+
+#[tokio::test]
+async fn a_failed_last_poll_and_a_failed_cancellation_are_printed_and_exit_1() {
+    let simulator = simulator().await;
+    simulator.set_progression(defender_simulator::Progression::StayPending);
+    // Every poll of the actions is refused (the listing, then each GET); the first
+    // cancellation at the timeout fails for good (four 503s), the second goes through.
+    for pattern in ["/api/machineactions", "/api/machineactions/*"] {
+        simulator
+            .script_route("GET", pattern, vec![Reply::error(403, "Forbidden"); 20])
+            .unwrap();
+    }
+    simulator
+        .script_route(
+            "POST",
+            "/api/machineactions/*/cancel",
+            vec![Reply::error(503, "ServiceUnavailable\u{1b}[2J"); 4],
+        )
+        .unwrap();
+    let run = cli_owned(quarantine_args(
+        &simulator,
+        &["--machine-id", MACHINE, "--machine-id", OTHER],
+        &[
+            "--sha1",
+            SHA1,
+            "--wait",
+            "--timeout",
+            "3",
+            "--cancel-on-timeout",
+        ],
+    ))
+    .await;
+    assert_eq!(run.code, ExitCode::FAILURE, "{}", run.err);
+    let outcomes: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    let outcomes = outcomes.as_array().unwrap();
+    assert_eq!(outcomes.len(), 2);
+    // The first: its polls and its cancellation failed, the last status seen kept.
+    let first = &outcomes[0];
+    assert_eq!(first["action"]["status"], "Pending");
+    assert_eq!(first["pollError"]["kind"], "forbidden", "{first}");
+    assert_eq!(first["cancelError"]["kind"], "upstream", "{first}");
+    assert_eq!(first["cancelError"]["status"], 503);
+    assert!(first["cancelError"]["target"].is_string());
+    // The second: cancelled, which is a look that succeeded.
+    let second = &outcomes[1];
+    assert_eq!(second["action"]["status"], "Cancelled");
+    assert!(second.get("pollError").is_none() && second.get("cancelError").is_none());
+    assert!(
+        run.err
+            .contains("its last poll failed, the last status seen is shown"),
+        "{}",
+        run.err
+    );
+    assert!(
+        run.err.contains("cancelling it failed, it may still run"),
+        "{}",
+        run.err
+    );
+    assert!(!run.err.contains('\u{1b}'), "escaped: {}", run.err);
+    assert!(!run.out.contains('\u{1b}'), "escaped: {}", run.out);
+}
