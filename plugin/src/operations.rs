@@ -179,23 +179,43 @@ fn find(
     wanted: impl Fn(&MachineAction) -> bool,
 ) -> Result<Option<MachineAction>, ActionError> {
     let first = request::device_actions_since(machine, since_ms, ACTIONS_PER_PAGE);
-    let listing = paging::read(host, &first, ACTIONS_PER_PAGE, usize::MAX, |_| true, policy)?;
+    // Only candidates are kept: a long history read page by page never piles up in memory.
+    let candidate = |item: &machine_action::Listed| {
+        machine_action::from_members(&item.members, String::new())
+            .is_ok_and(|a| is_candidate(&a, sha1, &wanted))
+    };
+    let listing = paging::read(
+        host,
+        &first,
+        ACTIONS_PER_PAGE,
+        usize::MAX,
+        candidate,
+        policy,
+    )?;
     let found = listing
         .items
         .into_iter()
         .filter_map(|item| machine_action::from_members(&item.members, item.raw).ok())
-        .filter(|a| {
-            a.related_file_info
-                .as_ref()
-                .is_some_and(|f| f.file_identifier.eq_ignore_ascii_case(sha1.as_str()))
-        })
-        .filter(|a| wanted(a))
+        .filter(|a| is_candidate(a, sha1, &wanted))
         .max_by_key(|a| created_ms(a).unwrap_or(0));
     match (found, listing.stopped) {
         (Some(action), _) => Ok(Some(action)),
         (None, Some(Stopped::Failed(error))) => Err(error),
         (None, _) => Ok(None),
     }
+}
+
+/// Whether a listed action is about this file and is what the lookup wants.
+fn is_candidate(
+    action: &MachineAction,
+    sha1: &Sha1,
+    wanted: &impl Fn(&MachineAction) -> bool,
+) -> bool {
+    action
+        .related_file_info
+        .as_ref()
+        .is_some_and(|f| f.file_identifier.eq_ignore_ascii_case(sha1.as_str()))
+        && wanted(action)
 }
 
 /// The error of a failed look for the pending action the API said exists: the look's own, its
@@ -232,14 +252,11 @@ fn lookup_failed(error: ActionError, pending: &ApiError) -> ActionError {
             amend(&mut forbidden.api);
             ActionError::Forbidden(forbidden)
         }
+        // The API's 429, if it was the API that throttled; the host's own budget has no message.
         ActionError::RateLimited(mut limited) => {
-            let api = limited.api.get_or_insert_with(|| ApiError {
-                status: pending.status,
-                code: pending.code.clone(),
-                message: None,
-                target: pending.target.clone(),
-            });
-            amend(api);
+            if let Some(api) = limited.api.as_mut() {
+                amend(api);
+            }
             ActionError::RateLimited(limited)
         }
         ActionError::Transport(message) => ActionError::Transport(format!("{context}: {message}")),

@@ -174,7 +174,8 @@ pub fn api_error(response: &RawResponse) -> ApiError {
 
 /// `Retry-After` as a wait: delay-seconds (the API's usual form, digits only) or an HTTP date
 /// (RFC 9110 §10.2.3, which the API may send too), counted from `wall_clock_ms`; a date in the
-/// past is no wait. A sign, a fraction or garbage gets the default.
+/// past is no wait. A sign, a fraction or garbage gets the default. (This project's host hands
+/// the component seconds it has read itself; another host may pass the API's header through.)
 pub fn retry_after_ms(header: Option<&str>, wall_clock_ms: u64) -> u64 {
     let Some(value) = header.map(str::trim).filter(|value| !value.is_empty()) else {
         return DEFAULT_RETRY_AFTER_MS;

@@ -6,7 +6,7 @@
 //! outcome (`poll-error`, `cancel-error`) until a later look succeeds.
 
 use crate::bindings::defender::endpoint::progress::Update;
-use crate::bindings::defender::endpoint::types::{ActionError, MachineAction};
+use crate::bindings::defender::endpoint::types::{ActionError, ApiError, MachineAction};
 use crate::bindings::exports::defender::endpoint::actions::{MachineOutcome, Wait};
 use crate::call::Host;
 use crate::machine_action;
@@ -14,6 +14,7 @@ use crate::machine_action::Listed;
 use crate::operations::{self, created_ms, is_final};
 use crate::paging;
 use crate::request::{self, ACTIONS_PER_PAGE};
+use crate::response;
 use crate::retry::RetryPolicy;
 use crate::validate::{ActionId, Comment};
 use std::collections::{HashMap, HashSet};
@@ -24,6 +25,9 @@ const POLL_GROWTH_TENTHS: u64 = 15;
 const MAX_POLL_MS: u64 = 30_000;
 /// The most actions a round polls one by one (adopted ones, and ones its listing missed).
 const MAX_GETS_PER_ROUND: usize = 20;
+/// The most characters of a failed look's message kept in an outcome: a fan-out of thousands
+/// whose every poll fails must still fit what the host takes back.
+const MAX_LOOK_MESSAGE_CHARS: usize = 512;
 /// The cancellation's reason when the request's comment cannot be used.
 const TIMED_OUT: &str = "Wait timed out; cancelled";
 
@@ -63,7 +67,20 @@ pub fn wait_for_final(
         let policy = RetryPolicy::default();
         match operations::cancel_action(host, &id, &reason, &policy) {
             Ok(action) => update(host, outcomes.get_mut(index), action),
-            Err(error) => failed(host, outcomes.get_mut(index), Look::Cancel, error),
+            Err(error) => {
+                // It may have become final since the last poll (the API refuses to cancel a
+                // final action): one look tells, and then there is nothing to report.
+                match operations::get_action(host, &id, &policy) {
+                    Ok(action) if is_final(&action.status) => {
+                        update(host, outcomes.get_mut(index), action);
+                    }
+                    Ok(action) => {
+                        update(host, outcomes.get_mut(index), action);
+                        failed(host, outcomes.get_mut(index), Look::Cancel, error);
+                    }
+                    Err(_) => failed(host, outcomes.get_mut(index), Look::Cancel, error),
+                }
+            }
         }
     }
 }
@@ -71,7 +88,7 @@ pub fn wait_for_final(
 /// One round: one listing of this type's actions created since the oldest of this run's
 /// (actions it created, with a creation time), matched by ID and read only until all are seen;
 /// a `GET` for the others (adopted actions, which may be much older, and a single action), and
-/// for those a listing that failed or stopped early missed: at most [`MAX_GETS_PER_ROUND`] a
+/// for those the listing did not show (it failed, stopped early, or lags): at most [`MAX_GETS_PER_ROUND`] a
 /// round, taken in turn from round to round, so none is left out for good and a re-run that
 /// adopts a thousand actions does not spend a thousand calls a round. An action the round did
 /// not see keeps its status until the next.
@@ -114,9 +131,10 @@ fn poll_round(
     }
 }
 
-/// One listing for `listed`, each action found recorded; the ones a failed or incomplete
-/// listing did not reach. A failed listing is recorded as each action's poll error until a
-/// `GET` sees it.
+/// One listing for `listed`, each action found recorded; the ones it did not show, to be asked
+/// for by `GET` (a listing may lag the actions' creation, or stop early). A listing that failed,
+/// on its first page or a later one, is recorded as the poll error of each action it did not
+/// show, until a `GET` sees it.
 fn list_round(
     host: &mut impl Host,
     outcomes: &mut [MachineOutcome],
@@ -141,7 +159,10 @@ fn list_round(
             return listed.to_vec();
         }
     };
-    let complete = listing.stopped.is_none();
+    let failure = match listing.stopped {
+        Some(paging::Stopped::Failed(error)) => Some(error),
+        Some(paging::Stopped::Enough) | None => None,
+    };
     let mut found: HashMap<String, MachineAction> = listing
         .items
         .into_iter()
@@ -152,8 +173,12 @@ fn list_round(
     for (index, id) in listed {
         match found.remove(id.as_str()) {
             Some(action) => update(host, outcomes.get_mut(*index), action),
-            None if !complete => missed.push((*index, id.clone())),
-            None => {}
+            None => {
+                if let Some(error) = &failure {
+                    failed(host, outcomes.get_mut(*index), Look::Poll, error.clone());
+                }
+                missed.push((*index, id.clone()));
+            }
         }
     }
     missed
@@ -218,6 +243,7 @@ fn failed(
     let Ok(q) = outcome.outcome.as_mut() else {
         return;
     };
+    let error = shortened(error);
     host.progress(&Update {
         machine_id: outcome.machine_id.clone(),
         action_id: q.action.id.clone(),
@@ -228,6 +254,35 @@ fn failed(
     match look {
         Look::Poll => q.poll_error = Some(error),
         Look::Cancel => q.cancel_error = Some(error),
+    }
+}
+
+/// The error with its message cut to [`MAX_LOOK_MESSAGE_CHARS`].
+fn shortened(error: ActionError) -> ActionError {
+    let cut = |text: &str| response::shortened(text, MAX_LOOK_MESSAGE_CHARS);
+    let cut_api = |mut api: ApiError| {
+        api.message = api.message.as_deref().map(cut);
+        api
+    };
+    match error {
+        ActionError::Unauthorized(api) => ActionError::Unauthorized(cut_api(api)),
+        ActionError::NotFound(api) => ActionError::NotFound(cut_api(api)),
+        ActionError::AlreadyPending(api) => ActionError::AlreadyPending(cut_api(api)),
+        ActionError::Upstream(api) => ActionError::Upstream(cut_api(api)),
+        ActionError::Forbidden(mut forbidden) => {
+            forbidden.api = cut_api(forbidden.api);
+            ActionError::Forbidden(forbidden)
+        }
+        ActionError::RateLimited(mut limited) => {
+            limited.api = limited.api.map(cut_api);
+            ActionError::RateLimited(limited)
+        }
+        ActionError::Transport(message) => ActionError::Transport(cut(&message)),
+        ActionError::Credentials(message) => ActionError::Credentials(cut(&message)),
+        ActionError::InvalidInput(mut invalid) => {
+            invalid.message = cut(&invalid.message);
+            ActionError::InvalidInput(invalid)
+        }
     }
 }
 

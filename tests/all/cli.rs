@@ -819,7 +819,7 @@ async fn a_failed_last_poll_and_a_failed_cancellation_are_printed_and_exit_1() {
             SHA1,
             "--wait",
             "--timeout",
-            "3",
+            "6",
             "--cancel-on-timeout",
         ],
     ))

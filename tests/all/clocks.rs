@@ -37,9 +37,9 @@ async fn dropped_post(simulator: &Simulator) -> MachineOutcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_that_lags_is_looked_at_again_before_the_post_is_sent_again() {
     let simulator = simulator().await;
-    // The dropped POST's action is listed only after a second: the first lookup misses it,
-    // the second (two seconds later) finds it.
-    simulator.set_listing_lag(Duration::from_secs(1));
+    // The dropped POST's action is listed only after 1.8 s: the first lookup (at once) misses
+    // it, the second (two seconds later) finds it.
+    simulator.set_listing_lag(Duration::from_millis(1800));
     let outcome = dropped_post(&simulator).await;
     let found = outcome.outcome.expect("the action was found");
     assert!(!found.adopted, "created by this call");
@@ -75,13 +75,13 @@ async fn an_api_clock_further_behind_ends_in_adoption_not_a_second_action() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_201_carrying_an_action_older_than_the_skew_is_adopted() {
+async fn an_api_clock_more_than_the_skew_behind_makes_a_new_action_look_adopted() {
     let simulator = simulator().await;
     simulator.set_progression(Progression::StayPending);
     let device = || Targets::Machines(vec![MACHINE.into()]);
-    // The API's clock runs five minutes behind: an action it creates now looks older than the
-    // send by more than the skew the component allows, as an old action returned by a 201
-    // does.
+    // A limit the WIT states: the API's clock runs five minutes behind, so an action it creates
+    // now looks older than the send by more than the two minutes the component allows, as an
+    // old pending action returned by a 201 does, and is marked adopted.
     simulator.set_clock_offset(-300_000);
     let outcomes = fan_out(&simulator, request(device(), None)).await.outcomes;
     let q = outcomes[0].outcome.as_ref().expect("an action");

@@ -25,13 +25,11 @@ pub fn hostile_limits() -> Limits {
 }
 
 /// What a hostile run left: the probe's result, the good tenant's simulator, the hostile
-/// tenant's own simulator, and whether the good tenant's five calls were all done while the
-/// hostile call was still running.
+/// tenant's own simulator.
 pub struct Run {
     pub result: Result<Outcome<MachineAction>, RuntimeError>,
     pub good: Simulator,
     pub hostile: Simulator,
-    pub good_done_while_hostile_ran: bool,
 }
 
 /// Runs the probe with `steps` against the URL `url` picks (given the hostile and the good
@@ -53,7 +51,19 @@ pub async fn beside_a_good_tenant(
             .stop_and_quarantine(&hostile_tenant, &url, &steps, "")
             .await
     });
-    let good_tenant = tenant(&good);
+    five_good_actions(&good).await;
+    let result = hostile_call.await.expect("the hostile call's task ends");
+    Run {
+        result,
+        good,
+        hostile,
+    }
+}
+
+/// Five actions of a good tenant on `good`, one a device: each must be created, with its own
+/// token, once.
+pub async fn five_good_actions(good: &Simulator) {
+    let good_tenant = tenant(good);
     let mut ids = Vec::new();
     for i in 0..5 {
         let machine = format!("{i:040x}");
@@ -65,8 +75,6 @@ pub async fn beside_a_good_tenant(
         assert_eq!(action.machine_id.as_deref(), Some(machine.as_str()));
         ids.push(action.id);
     }
-    let good_done_while_hostile_ran = !hostile_call.is_finished();
-    let result = hostile_call.await.expect("the hostile call's task ends");
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 5, "five distinct actions");
@@ -78,12 +86,34 @@ pub async fn beside_a_good_tenant(
             .iter()
             .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {TOKEN}")))
     );
-    Run {
-        result,
-        good,
-        hostile,
-        good_done_while_hostile_ran,
-    }
+}
+
+/// Runs the probe's `steps` for a hostile tenant with limits far past the test's length, and
+/// checks that a good tenant's five actions are all done while it still runs; then ends it.
+pub async fn a_good_tenant_is_served_while(steps: &str) {
+    // Both components compiled first, so the good calls' time is theirs alone.
+    let _ = (component(), probe());
+    let good = simulator().await;
+    let hostile = simulator().await;
+    let mut hostile_tenant = tenant(&hostile);
+    hostile_tenant.limits = Some(Limits {
+        cpu: Duration::from_secs(600),
+        wall_clock: Duration::from_secs(600),
+        ..hostile_limits()
+    });
+    let url = api_of(&hostile);
+    let steps = steps.to_owned();
+    let hostile_call = tokio::spawn(async move {
+        probe()
+            .stop_and_quarantine(&hostile_tenant, &url, &steps, "")
+            .await
+    });
+    five_good_actions(&good).await;
+    assert!(
+        !hostile_call.is_finished(),
+        "the good tenant's five actions were done while the hostile call still ran"
+    );
+    hostile_call.abort();
 }
 
 /// The hostile tenant's own API, for a device nobody has.

@@ -1,7 +1,9 @@
-//! Every error row of the API's table on every route the component uses after the POST: the
-//! action's `GET`, its cancellation, the listing behind an adoption, the listing a wait polls
-//! with, and the devices that saw a file. The simulator answers one route by script
-//! (`script_route`) and every other like the API, after checking each request as the API does.
+//! Every error row of the API's table on the routes the component calls after the POST: the
+//! action's `GET`, its cancellation, the listing behind an adoption, and the devices that saw a
+//! file (all but a 200 too large to read, which `listings.rs` covers); and the wait's own
+//! polls, its `GET` and its listing, failing for good. The simulator answers one route by
+//! script (`script_route`) and every other like the API, after checking each request as the
+//! API does.
 
 use defender_host::{ActionError, ActionStatus, MachineOutcome, ProgressUpdate, Targets, Wait};
 use defender_simulator::{Progression, Reply, Simulator};

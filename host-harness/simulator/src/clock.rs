@@ -1,8 +1,8 @@
 //! The simulated API's clock: the host's, shifted by an offset ([`crate::Simulator::
 //! set_clock_offset`]), as a service's clock can be ahead of or behind its client's. The pages
-//! say nothing of clock skew; the offset is the simulator's own model, so a test can check that a
-//! client compares the API's times with the API's times (a `$filter` on `creationDateTimeUtc`
-//! built from an action's own `creationDateTimeUtc`) rather than with its own clock.
+//! say nothing of clock skew; the offset is the simulator's own model, so a test can see what a
+//! client does where it compares the API's times with its own clock (and where it compares
+//! them with the API's own, as a `$filter` built from an action's `creationDateTimeUtc`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -164,7 +164,7 @@ fn already_pending_whose_lookup_fails_is_the_lookups_error_saying_so() {
 }
 
 #[test]
-fn already_pending_whose_lookup_is_throttled_names_the_pending_answer() {
+fn already_pending_whose_lookup_is_throttled_is_rate_limited() {
     let pending =
         r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"m","target":"corr-p"}}"#;
     let mut script = Script {
@@ -176,14 +176,8 @@ fn already_pending_whose_lookup_is_throttled_names_the_pending_answer() {
     let Err(ActionError::RateLimited(limited)) = create_with(&mut script) else {
         panic!("expected the lookup's rate limit");
     };
-    let api = limited.api.expect("the pending answer is kept");
-    assert_eq!(api.status, 400);
-    assert_eq!(api.target.as_deref(), Some("corr-p"));
-    assert!(
-        api.message
-            .unwrap()
-            .starts_with("the API answered ActiveRequestAlreadyExists")
-    );
+    assert_eq!(limited.retry_after_ms, 10_000_000);
+    assert_eq!(limited.api, None, "the host's budget, not an API answer");
 }
 
 #[test]

@@ -77,7 +77,7 @@ fn fifty_actions_cost_one_listing_a_round() {
 }
 
 #[test]
-fn a_failed_listing_is_made_up_for_by_gets_and_missed_actions_keep_their_status() {
+fn a_failed_listing_and_one_that_misses_an_action_are_made_up_for_by_gets() {
     let mut outcomes = outcomes(3);
     let mut script = Script {
         answers: [
@@ -104,9 +104,8 @@ fn a_failed_listing_is_made_up_for_by_gets_and_missed_actions_keep_their_status(
                 r#"{"error":{"code":"NotFound","message":"m","target":"t"}}"#,
             ),
             answer(200, &action_json(2, "Failed")),
-            // Round 2: a listing that shows only the first: the second keeps its status.
+            // Round 2: a listing that shows only the first (it may lag): the second by its ID.
             listing(1, "Succeeded"),
-            // Round 3: one left, by its ID.
             answer(200, &action_json(1, "Succeeded")),
         ]
         .into(),
@@ -379,6 +378,8 @@ fn a_cancellation_that_fails_is_reported_and_kept_in_the_outcome() {
                 400,
                 r#"{"error":{"code":"BadRequest","message":"final","target":"corr-c"}}"#,
             ),
+            // A look after the refusal: still pending, so the cancellation failed indeed.
+            answer(200, &action_json(1, "Pending")),
         ]
         .into(),
         ..Default::default()
@@ -396,4 +397,92 @@ fn a_cancellation_that_fails_is_reported_and_kept_in_the_outcome() {
     let last = script.progress.last().unwrap();
     assert_eq!(last.action_id, id(1));
     assert!(matches!(last.error, Some(ActionError::Upstream(_))));
+}
+
+#[test]
+fn a_cancellation_refused_for_an_action_now_final_is_no_failure() {
+    let mut outcomes = outcomes(1);
+    let mut script = Script {
+        answers: [
+            answer(200, &action_json(0, "Pending")),
+            answer(
+                400,
+                r#"{"error":{"code":"BadRequest","message":"final","target":"corr-c"}}"#,
+            ),
+            answer(200, &action_json(0, "Succeeded")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(4_000, true), None);
+    assert!(script.answers.is_empty());
+    let q = outcomes[0].outcome.as_ref().unwrap();
+    assert_eq!(q.action.status, ActionStatus::Succeeded);
+    assert_eq!(q.cancel_error, None);
+    assert!(script.progress.last().unwrap().is_final);
+}
+
+#[test]
+fn a_listing_that_fails_after_its_first_page_is_each_missed_actions_poll_error() {
+    let mut outcomes = outcomes(3);
+    let next = "https://api.security.microsoft.com/api/machineactions?$skip=1";
+    let unavailable = || {
+        answer(
+            503,
+            r#"{"error":{"code":"ServiceUnavailable","message":"m","target":"t"}}"#,
+        )
+    };
+    let mut script = Script {
+        answers: [
+            answer(
+                200,
+                &format!(
+                    r#"{{"value":[{}],"@odata.nextLink":"{next}"}}"#,
+                    action_json(0, "Succeeded")
+                ),
+            ),
+            unavailable(),
+            unavailable(),
+            unavailable(),
+            unavailable(),
+            answer(200, &action_json(1, "Succeeded")),
+            answer(200, &action_json(2, "InProgress")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(3_000, false), None);
+    assert!(script.answers.is_empty());
+    let failed: Vec<String> = script
+        .progress
+        .iter()
+        .filter(|u| u.error.is_some())
+        .map(|u| u.action_id.clone())
+        .collect();
+    assert_eq!(failed, [id(1), id(2)], "the two the listing did not show");
+    assert_eq!(status(&outcomes[2]), ActionStatus::InProgress);
+    assert_eq!(poll_error(&outcomes[2]), None, "a GET saw it since");
+}
+
+#[test]
+fn a_failed_looks_message_is_kept_short() {
+    let mut outcomes = outcomes(1);
+    let long = "é".repeat(4000);
+    let forbidden =
+        format!(r#"{{"error":{{"code":"Forbidden","message":"{long}","target":"t"}}}}"#);
+    let mut script = Script {
+        answers: [answer(403, &forbidden)].into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(3_000, false), None);
+    let Some(ActionError::Forbidden(error)) = poll_error(&outcomes[0]) else {
+        panic!("{:?}", outcomes[0]);
+    };
+    let kept = error.api.message.unwrap();
+    assert_eq!(
+        kept.chars().count(),
+        MAX_LOOK_MESSAGE_CHARS + 1,
+        "the cut and its …"
+    );
+    assert!(kept.ends_with('…'));
 }

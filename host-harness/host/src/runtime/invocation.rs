@@ -154,9 +154,10 @@ impl progress::Host for Invocation {
 
 /// The most bytes of an ID in a progress update: the API's are 40 (devices) and 36 (actions).
 const MAX_PROGRESS_ID_BYTES: usize = 256;
-/// The most bytes of text in a progress update's error: the component bounds an API error's
-/// fields to a few KiB.
-const MAX_PROGRESS_ERROR_BYTES: usize = 16 * 1024;
+/// The most bytes of text in a progress update's error: the component cuts a failed look's
+/// message to 512 characters, and its code and target to 256 each (at most 4 bytes a
+/// character).
+const MAX_PROGRESS_ERROR_BYTES: usize = 32 * 1024;
 /// The most progress updates handed to the sink in a second: a poll round of the component
 /// reports each device once, and rounds are seconds apart.
 const MAX_PROGRESS_PER_SECOND: u32 = 1000;

@@ -413,7 +413,8 @@ fn classify(error: wasmtime::Error, limits: &Limits) -> RuntimeError {
     if hostcall_fuel {
         return RuntimeError::Limit(LimitExceeded::HostcallBytes(limits.hostcall_bytes));
     }
-    // Nor this one's: `bump_resource_counts` bails with "instance count too high".
+    // Nor this one's: wasmtime 48.0.8's `bump_resource_counts` bails with "resource limit exceeded:
+    // instance count too high"; a test (`limits.rs`) fails should the wording change.
     let instances = error
         .chain()
         .any(|cause| cause.to_string().contains("instance count too high"));

@@ -18,8 +18,10 @@ const CPU_PER_DEVICE: Duration = Duration::from_millis(5);
 const REQUESTS_PER_DEVICE: u32 = 8;
 /// Live resources a device may hold: what its requests leave alive until the call ends.
 const RESOURCES_PER_DEVICE: usize = 8;
-/// What a device's outcome may take besides its comment: the action's JSON as sent and as typed.
-const BYTES_PER_DEVICE: usize = 8 * 1024;
+/// What a device's outcome may take besides its comment: the action's JSON as sent and as
+/// typed, and the errors of its last poll and its cancellation (the component cuts their
+/// messages to 512 characters).
+const BYTES_PER_DEVICE: usize = 16 * 1024;
 /// The most memory any invocation may grow to, however many devices: also the size of each of
 /// the pool's memory slots (address space only; pages are taken as a guest touches them).
 pub(crate) const MOST_MEMORY: usize = 1024 * 1024 * 1024;
@@ -111,11 +113,11 @@ mod tests {
         assert_eq!(grown.resources, limits.resources + 8000);
         assert_eq!(
             grown.hostcall_bytes,
-            limits.hostcall_bytes + 1000 * (8 * 1024 + 200)
+            limits.hostcall_bytes + 1000 * (16 * 1024 + 200)
         );
         assert_eq!(
             grown.memory_bytes,
-            limits.memory_bytes + 2 * 1000 * (8 * 1024 + 200)
+            limits.memory_bytes + 2 * 1000 * (16 * 1024 + 200)
         );
     }
 

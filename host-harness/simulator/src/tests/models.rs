@@ -32,7 +32,7 @@ fn shifted_within(at: SystemTime, from: SystemTime, to: SystemTime, behind: Dura
 fn a_lagging_listing_hides_a_new_action_then_shows_it() {
     run(async {
         let simulator = start().await;
-        let lag = Duration::from_millis(1500);
+        let lag = Duration::from_secs(3);
         simulator.set_listing_lag(lag);
         let id = id_of(&create(&simulator, &machine(1)).await);
         let created = Instant::now();
