@@ -267,6 +267,11 @@ mod tests {
         let (_, message) = field_of(Sha1::parse(&"b".repeat(64)).unwrap_err());
         assert!(message.contains("SHA-256"), "{message}");
         assert!(message.contains("only SHA-1"), "{message}");
+        let (_, message) = field_of(Sha1::parse(&"c".repeat(41)).unwrap_err());
+        assert_eq!(
+            message,
+            "expected a SHA-1 of 40 hexadecimal characters, got 41"
+        );
     }
 
     #[test]

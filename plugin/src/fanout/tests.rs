@@ -367,3 +367,25 @@ fn a_throttled_creation_waits_for_its_permit_within_the_deadline() {
     assert_eq!(statuses(&fan_out), [Ok(ActionStatus::Pending)]);
     assert_eq!(script.sleeps, [5_000]);
 }
+
+#[test]
+fn prepare_normalises_without_touching_the_host() {
+    let ids = [device(2).to_uppercase(), device(1), device(2)];
+    let mut with_content = request(machines(&ids));
+    with_content.file = File::Content(b"abc".to_vec());
+    with_content.max_machines = Some(5);
+    let prepared = prepare(&with_content).unwrap();
+    assert_eq!(prepared.machine_ids, [device(2), device(1)]);
+    assert_eq!(prepared.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(prepared.max_machines, 5);
+    let everywhere = prepare(&request(Targets::Everywhere)).unwrap();
+    assert!(everywhere.machine_ids.is_empty());
+    assert_eq!(
+        (everywhere.sha1.as_str(), everywhere.max_machines),
+        (SHA1, 1000)
+    );
+    let Err(ActionError::InvalidInput(invalid)) = prepare(&request(machines(&["x".into()]))) else {
+        panic!("a bad device ID is refused");
+    };
+    assert_eq!(invalid.field, "machine-ids[0]");
+}

@@ -1,5 +1,6 @@
 use super::*;
 use crate::bindings::defender::endpoint::rate_limit::Permit;
+use crate::bindings::defender::endpoint::types::ApiError;
 use crate::example::{MACHINE, SHA1};
 use crate::script::{Script, answer};
 const ID: &str = "141408d1-384c-4c19-8b57-ba39e378011a";
@@ -275,4 +276,141 @@ fn a_new_actions_404_is_retried_before_it_is_believed() {
         Err(ActionError::NotFound(_))
     ));
     assert_eq!(script.sent.len(), 4);
+}
+
+#[test]
+fn a_failed_lookup_keeps_its_kind_and_says_what_came_before() {
+    use crate::bindings::defender::endpoint::types::{ForbiddenError, RateLimitedError};
+    let api = |status: u16| ApiError {
+        status,
+        code: Some("Code".into()),
+        message: Some("said".into()),
+        target: Some("corr-l".into()),
+    };
+    let pending = ApiError {
+        target: Some("corr-p".into()),
+        ..api(400)
+    };
+    let context = "the API answered ActiveRequestAlreadyExists (correlation ID corr-p), and \
+                   looking for the device's pending action failed";
+    let cases = [
+        (ActionError::Unauthorized(api(401)), "unauthorized"),
+        (ActionError::NotFound(api(404)), "not-found"),
+        (ActionError::Upstream(api(503)), "upstream"),
+        (ActionError::AlreadyPending(api(400)), "upstream"),
+        (
+            ActionError::Forbidden(ForbiddenError {
+                required_permissions: "p".into(),
+                api: api(403),
+            }),
+            "forbidden",
+        ),
+        (
+            ActionError::RateLimited(RateLimitedError {
+                retry_after_ms: 5,
+                api: Some(api(429)),
+            }),
+            "rate-limited",
+        ),
+    ];
+    for (error, kind) in cases {
+        let got = lookup_failed(error, &pending);
+        let (got_kind, message, target) = match &got {
+            ActionError::Unauthorized(a) => ("unauthorized", &a.message, &a.target),
+            ActionError::NotFound(a) => ("not-found", &a.message, &a.target),
+            ActionError::Upstream(a) => ("upstream", &a.message, &a.target),
+            ActionError::Forbidden(f) => ("forbidden", &f.api.message, &f.api.target),
+            ActionError::RateLimited(r) => {
+                let a = r.api.as_ref().unwrap();
+                ("rate-limited", &a.message, &a.target)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(got_kind, kind);
+        assert_eq!(
+            message.as_deref(),
+            Some(format!("{context}: said").as_str())
+        );
+        assert_eq!(
+            target.as_deref(),
+            Some("corr-l"),
+            "the lookup's own correlation ID"
+        );
+    }
+    let without_target = ApiError {
+        target: None,
+        ..pending.clone()
+    };
+    for (error, expected) in [
+        (
+            ActionError::Transport("reset".into()),
+            ActionError::Transport(format!("{context}: reset")),
+        ),
+        (
+            ActionError::Credentials("expired".into()),
+            ActionError::Credentials(format!("{context}: expired")),
+        ),
+    ] {
+        assert_eq!(lookup_failed(error, &pending), expected);
+    }
+    let ActionError::Transport(message) =
+        lookup_failed(ActionError::Transport("x".into()), &without_target)
+    else {
+        panic!("transport");
+    };
+    assert!(message.starts_with("the API answered ActiveRequestAlreadyExists, and"));
+}
+
+#[test]
+fn a_brief_names_each_kind_of_error() {
+    use crate::bindings::defender::endpoint::types::{
+        ForbiddenError, InvalidInput, RateLimitedError,
+    };
+    let api = ApiError {
+        status: 503,
+        code: Some("ServiceUnavailable".into()),
+        message: None,
+        target: None,
+    };
+    let cases = [
+        (
+            ActionError::Upstream(api.clone()),
+            "HTTP 503 ServiceUnavailable",
+        ),
+        (
+            ActionError::NotFound(ApiError {
+                code: None,
+                ..api.clone()
+            }),
+            "HTTP 503",
+        ),
+        (
+            ActionError::Forbidden(ForbiddenError {
+                required_permissions: "p".into(),
+                api: ApiError {
+                    status: 403,
+                    ..api.clone()
+                },
+            }),
+            "HTTP 403 forbidden",
+        ),
+        (
+            ActionError::RateLimited(RateLimitedError {
+                retry_after_ms: 7,
+                api: None,
+            }),
+            "rate limited for 7 ms",
+        ),
+        (
+            ActionError::InvalidInput(InvalidInput {
+                field: "sha1".into(),
+                message: "m".into(),
+            }),
+            "invalid sha1",
+        ),
+        (ActionError::Credentials("expired".into()), "expired"),
+    ];
+    for (error, expected) in cases {
+        assert_eq!(brief(&error), expected);
+    }
 }
