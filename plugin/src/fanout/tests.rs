@@ -389,3 +389,35 @@ fn prepare_normalises_without_touching_the_host() {
     };
     assert_eq!(invalid.field, "machine-ids[0]");
 }
+
+#[test]
+fn everywhere_past_the_cap_with_pages_left_says_so_in_unlisted() {
+    let next = format!("https://api.security.microsoft.com/api/files/{SHA1}/machines?$skip=3");
+    let mut script = Script {
+        answers: [
+            devices_page(&[device(0), device(1), device(2)], Some(&next)),
+            created(0, "Pending"),
+            created(1, "Pending"),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let fan_out = quarantine(
+        &mut script,
+        QuarantineRequest {
+            max_machines: Some(2),
+            ..request(Targets::Everywhere)
+        },
+    )
+    .unwrap();
+    assert!(script.answers.is_empty(), "the next page is not read");
+    let Some(ActionError::InvalidInput(invalid)) = &fan_out.unlisted else {
+        panic!("{:?}", fan_out.unlisted);
+    };
+    assert_eq!(invalid.field, "max-machines");
+    assert_eq!(
+        fan_out.outcomes.len(),
+        3,
+        "the third listed gets an error of its own"
+    );
+}

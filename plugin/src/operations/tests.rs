@@ -414,3 +414,30 @@ fn a_brief_names_each_kind_of_error() {
         assert_eq!(brief(&error), expected);
     }
 }
+
+#[test]
+fn a_lookup_whose_later_page_fails_with_nothing_found_is_that_failure() {
+    let pending = r#"{"error":{"code":"ActiveRequestAlreadyExists","message":"m","target":"t"}}"#;
+    let next = "https://api.security.microsoft.com/api/machineactions?$skip=1";
+    let other_file = action(
+        "x",
+        "Pending",
+        NOW,
+        "ffffffffffffffffffffffffffffffffffffffff",
+    );
+    let page = format!(r#"{{"value":[{other_file}],"@odata.nextLink":"{next}"}}"#);
+    let forbidden = r#"{"error":{"code":"Forbidden","message":"no","target":"corr-2"}}"#;
+    let mut script = Script {
+        answers: [
+            answer(400, pending),
+            answer(200, &page),
+            answer(403, forbidden),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let Err(ActionError::Forbidden(error)) = create_with(&mut script) else {
+        panic!("expected the second page's 403");
+    };
+    assert_eq!(error.api.target.as_deref(), Some("corr-2"));
+}

@@ -1,6 +1,7 @@
 use super::*;
 use crate::bindings::defender::endpoint::types::ActionError;
 use crate::bindings::defender::endpoint::types::ActionStatus;
+use crate::bindings::defender::endpoint::types::ApiError;
 use crate::bindings::exports::defender::endpoint::actions::Quarantined;
 use crate::example::MACHINE;
 use crate::request::Api;
@@ -485,4 +486,80 @@ fn a_failed_looks_message_is_kept_short() {
         "the cut and its …"
     );
     assert!(kept.ends_with('…'));
+}
+
+#[test]
+fn a_cancellation_that_fails_with_no_look_after_it_is_kept() {
+    let mut outcomes = outcomes(1);
+    let refused = || {
+        answer(
+            403,
+            r#"{"error":{"code":"Forbidden","message":"m","target":"t"}}"#,
+        )
+    };
+    let mut script = Script {
+        answers: [
+            answer(200, &action_json(0, "Pending")),
+            refused(),
+            refused(),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    wait_for_final(&mut script, &mut outcomes, 0, &wait(4_000, true), None);
+    assert!(script.answers.is_empty());
+    let q = outcomes[0].outcome.as_ref().unwrap();
+    assert_eq!(q.action.status, ActionStatus::Pending);
+    assert!(matches!(q.cancel_error, Some(ActionError::Forbidden(_))));
+}
+
+#[test]
+fn every_kind_of_failed_look_is_cut_short() {
+    use crate::bindings::defender::endpoint::types::{
+        ForbiddenError, InvalidInput, RateLimitedError,
+    };
+    let long = "x".repeat(MAX_LOOK_MESSAGE_CHARS + 10);
+    let api = ApiError {
+        status: 500,
+        code: None,
+        message: Some(long.clone()),
+        target: None,
+    };
+    let cases = [
+        ActionError::Unauthorized(api.clone()),
+        ActionError::NotFound(api.clone()),
+        ActionError::AlreadyPending(api.clone()),
+        ActionError::Upstream(api.clone()),
+        ActionError::Forbidden(ForbiddenError {
+            required_permissions: "p".into(),
+            api: api.clone(),
+        }),
+        ActionError::RateLimited(RateLimitedError {
+            retry_after_ms: 1,
+            api: Some(api.clone()),
+        }),
+        ActionError::Transport(long.clone()),
+        ActionError::Credentials(long.clone()),
+        ActionError::InvalidInput(InvalidInput {
+            field: "f".into(),
+            message: long.clone(),
+        }),
+    ];
+    for error in cases {
+        let kept = match shortened(error.clone()) {
+            ActionError::Unauthorized(a)
+            | ActionError::NotFound(a)
+            | ActionError::AlreadyPending(a)
+            | ActionError::Upstream(a) => a.message.unwrap(),
+            ActionError::Forbidden(f) => f.api.message.unwrap(),
+            ActionError::RateLimited(r) => r.api.unwrap().message.unwrap(),
+            ActionError::Transport(m) | ActionError::Credentials(m) => m,
+            ActionError::InvalidInput(i) => i.message,
+        };
+        assert_eq!(
+            kept.chars().count(),
+            MAX_LOOK_MESSAGE_CHARS + 1,
+            "{error:?}"
+        );
+    }
 }
