@@ -5,16 +5,8 @@
 
 use defender_host::{ActionStatus, MachineOutcome, Targets, Wait};
 use defender_simulator::{Progression, Reply, Simulator};
-use integration_tests::{MACHINE, fan_out, quarantine_request as request, simulator};
+use integration_tests::{MACHINE, fan_out, posts, quarantine_request as request, simulator};
 use std::time::Duration;
-
-fn posts(simulator: &Simulator) -> usize {
-    simulator
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/StopAndQuarantineFile"))
-        .count()
-}
 
 fn lookups(simulator: &Simulator) -> usize {
     simulator

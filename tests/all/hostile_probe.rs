@@ -42,15 +42,8 @@ pub async fn beside_a_good_tenant(
 ) -> Run {
     let good = simulator().await;
     let hostile = simulator().await;
-    let mut hostile_tenant = tenant(&hostile);
-    hostile_tenant.limits = Some(limits);
     let url = url(&hostile, &good);
-    let steps = steps.to_owned();
-    let hostile_call = tokio::spawn(async move {
-        probe()
-            .stop_and_quarantine(&hostile_tenant, &url, &steps, "")
-            .await
-    });
+    let hostile_call = spawn_hostile(&hostile, url, steps, limits);
     five_good_actions(&good).await;
     let result = hostile_call.await.expect("the hostile call's task ends");
     Run {
@@ -58,6 +51,24 @@ pub async fn beside_a_good_tenant(
         good,
         hostile,
     }
+}
+
+/// The probe's `steps` against `url` for a tenant of `hostile` with `limits`, on a task of its
+/// own.
+fn spawn_hostile(
+    hostile: &Simulator,
+    url: String,
+    steps: &str,
+    limits: Limits,
+) -> tokio::task::JoinHandle<Result<Outcome<MachineAction>, RuntimeError>> {
+    let mut hostile_tenant = tenant(hostile);
+    hostile_tenant.limits = Some(limits);
+    let steps = steps.to_owned();
+    tokio::spawn(async move {
+        probe()
+            .stop_and_quarantine(&hostile_tenant, &url, &steps, "")
+            .await
+    })
 }
 
 /// Five actions of a good tenant on `good`, one a device: each must be created, with its own
@@ -95,19 +106,12 @@ pub async fn a_good_tenant_is_served_while(steps: &str) {
     let _ = (component(), probe());
     let good = simulator().await;
     let hostile = simulator().await;
-    let mut hostile_tenant = tenant(&hostile);
-    hostile_tenant.limits = Some(Limits {
+    let limits = Limits {
         cpu: Duration::from_secs(600),
         wall_clock: Duration::from_secs(600),
         ..hostile_limits()
-    });
-    let url = api_of(&hostile);
-    let steps = steps.to_owned();
-    let hostile_call = tokio::spawn(async move {
-        probe()
-            .stop_and_quarantine(&hostile_tenant, &url, &steps, "")
-            .await
-    });
+    };
+    let hostile_call = spawn_hostile(&hostile, api_of(&hostile), steps, limits);
     five_good_actions(&good).await;
     assert!(
         !hostile_call.is_finished(),

@@ -8,7 +8,7 @@ use defender_host::{
 };
 use defender_simulator::{Progression, Reply, Simulator};
 use integration_tests::{
-    COMMENT, MACHINE, SHA1, assert_nothing_taken, component, guarded_tenant,
+    COMMENT, MACHINE, SHA1, assert_nothing_taken, component, guarded_tenant, posts,
     quarantine_request as request, simulator, tenant,
 };
 use std::sync::{Arc, Mutex};
@@ -25,14 +25,6 @@ async fn quarantine(simulator: &Simulator, request: QuarantineRequest) -> Vec<Ma
     integration_tests::fan_out(simulator, request)
         .await
         .outcomes
-}
-
-fn posts(simulator: &Simulator) -> usize {
-    simulator
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/StopAndQuarantineFile"))
-        .count()
 }
 
 fn status(outcome: &MachineOutcome) -> ActionStatus {

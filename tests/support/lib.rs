@@ -98,6 +98,15 @@ pub fn tenant_with(simulator: &Simulator, tokens: Arc<dyn TokenSource>, budget: 
     .with_budget(budget)
 }
 
+/// How many stop-and-quarantine POSTs `simulator` received.
+pub fn posts(simulator: &Simulator) -> usize {
+    simulator
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/StopAndQuarantineFile"))
+        .count()
+}
+
 /// A new, empty directory of the calling test's own under the system's temporary directory:
 /// tests run in parallel in one process, so a name alone (or the process ID) is not enough.
 pub fn scratch_dir(name: &str) -> PathBuf {
