@@ -67,7 +67,7 @@ async fn a_429_on_creating_leaves_polling_running() {
         }
     });
     until_throttled(&simulator, "create-action").await;
-    assert!(tenant.budgets.get(Api::CreateAction).available_in() > Duration::from_secs(50));
+    assert!(tenant.budgets.available_in(Api::CreateAction).await > Duration::from_secs(50));
     // Following the first action is not held up by creating's pause.
     let polled = tokio::time::timeout(
         Duration::from_secs(10),
@@ -95,7 +95,7 @@ async fn a_429_on_polling_leaves_creating_running() {
         async move { component().get_action(&tenant, &id).await }
     });
     until_throttled(&simulator, "get-action").await;
-    assert!(tenant.budgets.get(Api::GetAction).available_in() > Duration::from_secs(50));
+    assert!(tenant.budgets.available_in(Api::GetAction).await > Duration::from_secs(50));
     let second = tokio::time::timeout(
         Duration::from_secs(10),
         component().stop_and_quarantine(&tenant, FLEET[1], SHA1, COMMENT),

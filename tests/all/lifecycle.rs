@@ -86,7 +86,7 @@ async fn more_than_1000_devices_are_refused_before_sending() {
     };
     assert_eq!(invalid.field, "machine-ids");
     assert!(simulator.requests().is_empty());
-    assert_nothing_taken(&tenant, &tokens);
+    assert_nothing_taken(&tenant, &tokens).await;
 }
 
 #[tokio::test]
@@ -102,7 +102,7 @@ async fn one_bad_id_among_many_refuses_all_before_sending() {
     };
     assert_eq!(invalid.field, "machine-ids[1]");
     assert!(simulator.requests().is_empty());
-    assert_nothing_taken(&tenant, &tokens);
+    assert_nothing_taken(&tenant, &tokens).await;
 }
 
 #[tokio::test]
@@ -459,5 +459,5 @@ async fn prepare_checks_and_normalises_without_sending() {
     assert!(matches!(invalid.result, Err(ActionError::InvalidInput(_))));
     assert!(simulator.requests().is_empty());
     // `prepare` calls no import at all, for good input or bad.
-    assert_nothing_taken(&guarded, &tokens);
+    assert_nothing_taken(&guarded, &tokens).await;
 }

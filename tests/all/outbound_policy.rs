@@ -171,8 +171,8 @@ async fn after_a_429_a_guests_throttle_counts_once_never_re_armed() {
     // for ever, is not honoured: the pause is about a second, not the two-minute clamp.
     let paused = throttled
         .budgets
-        .get(Api::CreateAction)
-        .try_acquire()
+        .try_acquire(Api::CreateAction)
+        .await
         .expect_err("paused");
     assert!(paused <= Duration::from_secs(1), "paused for {paused:?}");
 }

@@ -129,7 +129,7 @@ async fn every_validation_rule_refuses_before_sending() {
         assert_eq!(outcome.requests_sent, 0);
     }
     assert!(simulator.requests().is_empty());
-    assert_nothing_taken(&tenant, &tokens);
+    assert_nothing_taken(&tenant, &tokens).await;
 }
 
 #[tokio::test]
@@ -328,7 +328,7 @@ async fn an_exhausted_budget_sends_nothing() {
         )),
         budget,
     );
-    tenant.budgets.get(Api::CreateAction).try_acquire().unwrap();
+    tenant.budgets.try_acquire(Api::CreateAction).await.unwrap();
     let outcome = component()
         .stop_and_quarantine(&tenant, MACHINE, SHA1, COMMENT)
         .await
@@ -575,8 +575,8 @@ async fn a_huge_retry_after_pauses_the_tenant_no_longer_than_the_limit() {
     assert!(matches!(outcome.result, Err(ActionError::RateLimited(_))));
     let paused = tenant
         .budgets
-        .get(Api::CreateAction)
-        .try_acquire()
+        .try_acquire(Api::CreateAction)
+        .await
         .expect_err("paused");
     let limit = defender_host::Limits::default().max_retry_after;
     assert!(
@@ -610,8 +610,8 @@ async fn a_retry_after_given_as_an_http_date_is_read_by_the_host() {
     assert_eq!(simulator.requests().len(), 1, "not sent again");
     let paused = tenant
         .budgets
-        .get(Api::CreateAction)
-        .try_acquire()
+        .try_acquire(Api::CreateAction)
+        .await
         .expect_err("paused");
     assert!(
         paused <= Duration::from_secs(120) && paused >= Duration::from_secs(100),

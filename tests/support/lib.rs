@@ -148,11 +148,11 @@ pub fn guarded_tenant(simulator: &Simulator) -> (Tenant, Arc<CountingToken>) {
 }
 
 /// Checks that no credential was fetched and no permit of any API taken.
-pub fn assert_nothing_taken(tenant: &Tenant, tokens: &CountingToken) {
+pub async fn assert_nothing_taken(tenant: &Tenant, tokens: &CountingToken) {
     assert_eq!(tokens.fetches(), 0, "no credential was taken");
     for api in defender_host::rate_limit::Api::ALL {
         assert_eq!(
-            tenant.budgets.get(api).available_in(),
+            tenant.budgets.available_in(api).await,
             std::time::Duration::ZERO,
             "no {api:?} permit was taken"
         );

@@ -16,6 +16,7 @@ pub mod outbound;
 mod private_file;
 pub mod rate_limit;
 mod runtime;
+pub mod telemetry;
 pub mod tenants;
 pub mod transport;
 mod wit_types;

@@ -78,7 +78,9 @@ impl<F: Fetch> CachedTokens<F> {
                 return Ok(current.token.clone());
             }
         }
-        let fresh = self.fetcher.fetch(http).await?;
+        let fetched = self.fetcher.fetch(http).await;
+        crate::telemetry::token_fetch(fetched.is_ok());
+        let fresh = fetched?;
         let lifetime = fresh.lifetime.min(LONGEST_LIFETIME);
         let now = Instant::now();
         let kept = lifetime

@@ -91,3 +91,20 @@ pub enum LimitExceeded {
     #[error("response limit: a response body exceeded {0} bytes")]
     ResponseBytes(u64),
 }
+
+impl LimitExceeded {
+    /// The limit's name, as metrics and logs give it: `cpu`, `memory`, `wall-clock`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            LimitExceeded::Cpu(_) => "cpu",
+            LimitExceeded::Memory(_) => "memory",
+            LimitExceeded::WallClock(_) => "wall-clock",
+            LimitExceeded::HostcallBytes(_) => "hostcall-bytes",
+            LimitExceeded::Resources(_) => "resources",
+            LimitExceeded::TableElements(_) => "table-elements",
+            LimitExceeded::Instances(_) => "instances",
+            LimitExceeded::Requests(_) => "requests",
+            LimitExceeded::ResponseBytes(_) => "response-bytes",
+        }
+    }
+}

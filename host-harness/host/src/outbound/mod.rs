@@ -19,7 +19,7 @@ use crate::credentials::Secret;
 use crate::hex::hex;
 use crate::limits::LimitExceeded;
 use crate::limits::Limits;
-use crate::rate_limit::{Api, ApiBudgets};
+use crate::rate_limit::{Api, PermitSource};
 use crate::transport::{HttpClient, destination};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
@@ -42,7 +42,9 @@ const MAX_PERMITS_HELD: usize = 64;
 /// The per-invocation state of the policy.
 pub struct Outbound {
     http: HttpClient,
-    budgets: Arc<ApiBudgets>,
+    /// The tenant's name, for metrics and logs.
+    tenant: Arc<str>,
+    budgets: Arc<dyn PermitSource>,
     /// The tenant's turns for requests in flight, shared by all its invocations.
     requests: Arc<Semaphore>,
     max_retry_after: Duration,
@@ -84,9 +86,10 @@ type ResponseFuture = Box<
 impl Outbound {
     /// A policy for one invocation against `origin`, with a fresh random seal.
     pub fn new(
+        tenant: &str,
         http: HttpClient,
         origin: ApiOrigin,
-        budgets: Arc<ApiBudgets>,
+        budgets: Arc<dyn PermitSource>,
         requests: Arc<Semaphore>,
         limits: &Limits,
     ) -> Self {
@@ -98,6 +101,7 @@ impl Outbound {
             Err(_) => "sealed\n".to_owned(),
         };
         Self {
+            tenant: Arc::from(tenant),
             http,
             budgets,
             requests,
@@ -167,7 +171,7 @@ impl Outbound {
     /// The guest says `api` throttled it for `retry_after`: that API's budget is paused for
     /// that long, at most the limit, and only if this invocation did get a 429 from it (a guest
     /// cannot pause its tenant on its own say-so).
-    pub fn guest_throttled(&self, api: Api, retry_after: Duration) {
+    pub async fn guest_throttled(&self, api: Api, retry_after: Duration) {
         // Once for each 429 the host saw: a guest cannot re-arm the pause in a loop.
         let saw = self
             .throttled
@@ -175,8 +179,8 @@ impl Outbound {
             .is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
         if saw {
             self.budgets
-                .get(api)
-                .pause(retry_after.min(self.max_retry_after));
+                .pause(api, retry_after.min(self.max_retry_after))
+                .await;
         }
     }
 
@@ -260,6 +264,7 @@ impl WasiHttpHooks for Outbound {
         let tripped = self.tripped.clone();
         let failures = self.failures.clone();
         let http = self.http.clone();
+        let tenant = self.tenant.clone();
         let requests = self.requests.clone();
         let (budgets, throttled, unauthorized, max_retry_after) = (
             self.budgets.clone(),
@@ -271,7 +276,10 @@ impl WasiHttpHooks for Outbound {
             // The tenant's turn first, so one tenant's requests cannot hold all of a shared
             // host's turns; it is given back with the host's.
             let tenant_turn = requests.acquire_owned().await.ok();
+            let started = std::time::Instant::now();
             let sent = http.send(request, options, tenant_turn).await;
+            let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+            crate::telemetry::api_call(&tenant, api, status, started.elapsed());
             let mut response = sent.map_err(|failure| {
                 failures
                     .lock()
@@ -294,7 +302,7 @@ impl WasiHttpHooks for Outbound {
                     .unwrap_or(retry_after::WITHOUT_ONE);
                 let pause = asked.min(max_retry_after);
                 // Only this API's budget: the others were not throttled.
-                budgets.get(api).pause(pause);
+                budgets.pause(api, pause).await;
                 // The component reads the pause the host applies, in seconds: one parser (this
                 // one), dates included, never more than the clamp, and always a header, so a
                 // value only the component would read (`+5`, garbage) never reaches it.

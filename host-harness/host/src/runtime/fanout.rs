@@ -204,15 +204,21 @@ impl Runtime {
         };
         let sent = outcomes.clone();
         let waited = self
-            .run(tenant, sizing, progress, move |guest, store| {
-                Box::pin(async move {
-                    guest
-                        .defender_endpoint_actions()
-                        .call_await_actions(store, &sent, wait, &comment)
-                        .await
-                        .map(Ok)
-                })
-            })
+            .run(
+                tenant,
+                "await-actions",
+                sizing,
+                progress,
+                move |guest, store| {
+                    Box::pin(async move {
+                        guest
+                            .defender_endpoint_actions()
+                            .call_await_actions(store, &sent, wait, &comment)
+                            .await
+                            .map(Ok)
+                    })
+                },
+            )
             .await;
         let answer = match waited {
             Ok(outcome) => gathered.absorb(outcome),
@@ -263,14 +269,20 @@ impl Runtime {
             devices,
             comment_bytes: request.comment.len(),
         };
-        self.run(tenant, sizing, progress, move |guest, store| {
-            Box::pin(async move {
-                guest
-                    .defender_endpoint_actions()
-                    .call_quarantine(store, &request)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            "quarantine",
+            sizing,
+            progress,
+            move |guest, store| {
+                Box::pin(async move {
+                    guest
+                        .defender_endpoint_actions()
+                        .call_quarantine(store, &request)
+                        .await
+                })
+            },
+        )
         .await
     }
 }

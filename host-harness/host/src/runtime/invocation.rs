@@ -64,6 +64,7 @@ impl Invocation {
                 table
             },
             outbound: Outbound::new(
+                tenant.name(),
                 client.clone(),
                 tenant.origin.clone(),
                 tenant.budgets.clone(),
@@ -127,7 +128,9 @@ impl credentials::Host for Invocation {
 impl rate_limit::Host for Invocation {
     async fn acquire(&mut self, api: rate_limit::Api) -> rate_limit::Permit {
         let api = Api::from(api);
-        match self.tenant.budgets.get(api).try_acquire() {
+        let answer = self.tenant.budgets.try_acquire(api).await;
+        crate::telemetry::permit(self.tenant.name(), api, answer.is_ok());
+        match answer {
             Ok(()) => {
                 self.outbound.add_permit(api);
                 rate_limit::Permit::Granted
@@ -140,7 +143,8 @@ impl rate_limit::Host for Invocation {
 
     async fn throttled(&mut self, api: rate_limit::Api, retry_after_ms: u64) {
         self.outbound
-            .guest_throttled(api.into(), Duration::from_millis(retry_after_ms));
+            .guest_throttled(api.into(), Duration::from_millis(retry_after_ms))
+            .await;
     }
 }
 

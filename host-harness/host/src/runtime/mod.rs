@@ -8,6 +8,7 @@ mod sizing;
 
 pub use builder::RuntimeBuilder;
 pub use invocation::ProgressSink;
+use tracing::Instrument;
 
 use crate::bindings::exports::defender::endpoint::actions::{Prepared, QuarantineRequest};
 use crate::bindings::{Defender, DefenderPre};
@@ -166,6 +167,7 @@ impl Runtime {
         let args = (machine_id.to_owned(), sha1.to_owned(), comment.to_owned());
         self.run(
             tenant,
+            "stop-and-quarantine",
             Sizing::starting_with(Api::CreateAction),
             None,
             move |guest, store| {
@@ -187,14 +189,20 @@ impl Runtime {
         tenant: &Tenant,
         request: QuarantineRequest,
     ) -> Result<Outcome<Prepared>, RuntimeError> {
-        self.run(tenant, Sizing::default(), None, move |guest, store| {
-            Box::pin(async move {
-                guest
-                    .defender_endpoint_actions()
-                    .call_prepare(store, &request)
-                    .await
-            })
-        })
+        self.run(
+            tenant,
+            "prepare",
+            Sizing::default(),
+            None,
+            move |guest, store| {
+                Box::pin(async move {
+                    guest
+                        .defender_endpoint_actions()
+                        .call_prepare(store, &request)
+                        .await
+                })
+            },
+        )
         .await
     }
 
@@ -207,6 +215,7 @@ impl Runtime {
         let id = action_id.to_owned();
         self.run(
             tenant,
+            "get-action",
             Sizing::starting_with(Api::GetAction),
             None,
             move |guest, store| {
@@ -231,6 +240,7 @@ impl Runtime {
         let args = (action_id.to_owned(), comment.to_owned());
         self.run(
             tenant,
+            "cancel-action",
             Sizing::starting_with(Api::CancelAction),
             None,
             move |guest, store| {
@@ -271,9 +281,34 @@ impl Runtime {
         Ok(self.shared.pool.client(&tenant.network, timeouts)?)
     }
 
-    /// Instantiates the component in a fresh store for `tenant` and makes one export call,
-    /// within the tenant's limits grown as `sizing` says.
+    /// Instantiates the component in a fresh store for `tenant` and makes one call of
+    /// `export`, within the tenant's limits grown as `sizing` says; counted and logged.
     async fn run<T>(
+        &self,
+        tenant: &Tenant,
+        export: &'static str,
+        sizing: Sizing,
+        progress: Option<ProgressSink>,
+        call: impl for<'a> FnOnce(&'a Defender, &'a mut Store<Invocation>) -> ExportCall<'a, T>,
+    ) -> Result<Outcome<T>, RuntimeError> {
+        let started = std::time::Instant::now();
+        let span = tracing::info_span!("invocation", tenant = tenant.name(), export);
+        let result = self
+            .invoke(tenant, sizing, progress, call)
+            .instrument(span)
+            .await;
+        let outcome = match &result {
+            Ok(_) => "returned",
+            Err(RuntimeError::Limit(limit)) => limit.name(),
+            Err(RuntimeError::Trap(_)) => "trapped",
+            Err(_) => "failed",
+        };
+        crate::telemetry::invocation(tenant.name(), export, outcome, started.elapsed());
+        result
+    }
+
+    /// [`Runtime::run`]'s work.
+    async fn invoke<T>(
         &self,
         tenant: &Tenant,
         sizing: Sizing,
@@ -290,7 +325,7 @@ impl Runtime {
         let _tenant_turn = tenant.invocation_turn().await;
         let waiting_since = tokio::time::Instant::now();
         while let Some(api) = sizing.first {
-            let wait = tenant.budgets.get(api).available_in();
+            let wait = tenant.budgets.available_in(api).await;
             if wait.is_zero() || waiting_since.elapsed().saturating_add(wait) > wall_clock / 2 {
                 break;
             }

@@ -11,7 +11,7 @@ pub use file::{ConfigError, TenantsFile};
 use crate::credentials::TokenSource;
 use crate::limits::Limits;
 use crate::outbound::ApiOrigin;
-use crate::rate_limit::{ApiBudgets, Budget};
+use crate::rate_limit::{ApiBudgets, Budget, PermitSource};
 use crate::transport::Network;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -20,14 +20,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// the token source, which is what makes concurrent invocations share one budget per API.
 #[derive(Clone)]
 pub struct Tenant {
+    /// What metrics and logs call the tenant: its name in the tenants file, or `tenant`.
+    name: Arc<str>,
     /// The tenant's API origin: the base URL handed to the component and the only allowed
     /// destination of its requests.
     pub origin: ApiOrigin,
     /// The tenant's token supplier.
     pub tokens: Arc<dyn TokenSource>,
     /// The tenant's rate budgets, one per API; shared with every tenant that signs in as the
-    /// same application to the same directory, as the API counts them.
-    pub budgets: Arc<ApiBudgets>,
+    /// same application to the same directory, as the API counts them (in this process, or,
+    /// with the `redis` feature, by a fleet of hosts).
+    pub budgets: Arc<dyn PermitSource>,
     /// The tenant's per-invocation limits; `None` takes the runtime's.
     pub limits: Option<Limits>,
     /// The tenant's proxy and extra trusted roots, laid over the runtime's; sign-in and API
@@ -54,6 +57,7 @@ impl Tenant {
     /// runtime's limits and the runtime's network settings.
     pub fn new(origin: ApiOrigin, tokens: Arc<dyn TokenSource>) -> Self {
         Self {
+            name: Arc::from("tenant"),
             origin,
             tokens,
             budgets: Arc::new(ApiBudgets::new(Budget::default())),
@@ -62,6 +66,17 @@ impl Tenant {
             invocations: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_INVOCATIONS)),
             requests: Arc::new(Semaphore::new(DEFAULT_MAX_REQUESTS_IN_FLIGHT)),
         }
+    }
+
+    /// The same tenant called `name` in metrics and logs.
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = Arc::from(crate::escape::escape(name));
+        self
+    }
+
+    /// What metrics and logs call the tenant.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The same tenant allowed at most `max` requests in flight at once (at least one, at
@@ -96,7 +111,7 @@ impl Tenant {
 
     /// The same tenant sharing `budgets`: give every tenant that signs in as the same
     /// application to the same directory the same budgets, as the API counts them.
-    pub fn with_budgets(mut self, budgets: Arc<ApiBudgets>) -> Self {
+    pub fn with_budgets(mut self, budgets: Arc<dyn PermitSource>) -> Self {
         self.budgets = budgets;
         self
     }

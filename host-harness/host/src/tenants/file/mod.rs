@@ -4,15 +4,17 @@
 //! Everything is checked when the file is loaded, before anything is sent: unknown keys, files
 //! that cannot be read or that other users can write, proxies and CA files that cannot be used.
 
+mod budget_table;
 mod credential_table;
 mod parse_error;
 mod tenant_table;
 
 use crate::tenants::Tenant;
 use crate::transport::Proxy;
+use budget_table::{Budgets, Keeping};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tenant_table::{Budgets, FileTables};
+use tenant_table::FileTables;
 use thiserror::Error;
 
 /// The largest tenants file read.
@@ -92,8 +94,10 @@ impl TenantsFile {
             message: parse_error::describe(&e, text),
         })?;
         let mut tenants: Vec<(String, Tenant)> = Vec::new();
-        // The first tenant of each application, with its budgets as written.
-        let mut applications: HashMap<(String, String), (String, Budgets, Tenant)> = HashMap::new();
+        // The first tenant of each application, with its budgets (and where they are kept) as
+        // written.
+        let mut applications: HashMap<(String, String), (String, Budgets, Keeping, Tenant)> =
+            HashMap::new();
         for config in file.tenants {
             if tenants.iter().any(|(name, _)| *name == config.name) {
                 return Err(invalid(&config.name, "name", "appears twice".into()));
@@ -101,8 +105,9 @@ impl TenantsFile {
             let mut tenant = config.resolve(base)?;
             if let Some(application) = config.application() {
                 let budgets = config.budgets()?;
+                let keeping = Keeping::of(config.budget_config());
                 match applications.get(&application) {
-                    Some((first, theirs, _)) if *theirs != budgets => {
+                    Some((first, theirs, kept, _)) if *theirs != budgets || *kept != keeping => {
                         return Err(invalid(
                             &config.name,
                             "budget",
@@ -113,11 +118,11 @@ impl TenantsFile {
                             ),
                         ));
                     }
-                    Some((_, _, shared)) => {
+                    Some((_, _, _, shared)) => {
                         tenant = tenant.with_budgets(shared.budgets.clone());
                     }
                     None => {
-                        let first = (config.name.clone(), budgets, tenant.clone());
+                        let first = (config.name.clone(), budgets, keeping, tenant.clone());
                         applications.insert(application, first);
                     }
                 }

@@ -1,16 +1,15 @@
 //! The file's tables as written, and how one `[[tenant]]` table becomes a [`Tenant`].
 
+use super::budget_table::{BudgetConfig, Budgets};
 use super::credential_table::CredentialConfig;
 use super::invalid;
 use crate::limits::Limits;
 use crate::outbound::ApiOrigin;
-use crate::rate_limit::{Api, ApiBudgets, Budget};
 use crate::tenants::Cloud;
 use crate::tenants::Tenant;
 use crate::transport::{Network, Proxy, TrustedRoots};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::ConfigError;
@@ -48,86 +47,6 @@ pub(super) struct TenantConfig {
     pub budget: Option<BudgetConfig>,
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
-}
-
-/// `[tenant.budget]`: `per-minute` and `per-hour` for each API (by default the API's own, 100
-/// and 1500), and optionally an API's own, e.g. `[tenant.budget.list-actions]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct BudgetConfig {
-    per_minute: Option<u32>,
-    per_hour: Option<u32>,
-    create_action: Option<ApiBudgetConfig>,
-    get_action: Option<ApiBudgetConfig>,
-    list_actions: Option<ApiBudgetConfig>,
-    cancel_action: Option<ApiBudgetConfig>,
-    file_machines: Option<ApiBudgetConfig>,
-}
-
-/// `[tenant.budget.<api>]`: what it leaves out is the tenant's `[tenant.budget]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct ApiBudgetConfig {
-    per_minute: Option<u32>,
-    per_hour: Option<u32>,
-}
-
-/// A tenant's budget for each API, in [`Api::ALL`]'s order.
-pub(super) type Budgets = [Budget; 5];
-
-impl BudgetConfig {
-    /// Each API's budget, or the setting that is zero (a budget of nothing would refuse every
-    /// call for ever).
-    fn resolve(&self) -> Result<Budgets, &'static str> {
-        let default = Budget::default();
-        let each = Budget {
-            per_minute: self.per_minute.unwrap_or(default.per_minute),
-            per_hour: self.per_hour.unwrap_or(default.per_hour),
-        };
-        zero_in(None, each)?;
-        let own = [
-            (Api::CreateAction, &self.create_action),
-            (Api::GetAction, &self.get_action),
-            (Api::ListActions, &self.list_actions),
-            (Api::CancelAction, &self.cancel_action),
-            (Api::FileMachines, &self.file_machines),
-        ];
-        let mut budgets = [each; 5];
-        for ((api, config), budget) in own.into_iter().zip(budgets.iter_mut()) {
-            let Some(config) = config else {
-                continue;
-            };
-            *budget = Budget {
-                per_minute: config.per_minute.unwrap_or(each.per_minute),
-                per_hour: config.per_hour.unwrap_or(each.per_hour),
-            };
-            zero_in(Some(api), *budget)?;
-        }
-        Ok(budgets)
-    }
-}
-
-/// The setting of `api`'s table (or of `[tenant.budget]`) that makes `budget` zero.
-fn zero_in(api: Option<Api>, budget: Budget) -> Result<(), &'static str> {
-    let setting = |minute: bool| match (api, minute) {
-        (None, true) => "budget.per-minute",
-        (None, false) => "budget.per-hour",
-        (Some(Api::CreateAction), true) => "budget.create-action.per-minute",
-        (Some(Api::CreateAction), false) => "budget.create-action.per-hour",
-        (Some(Api::GetAction), true) => "budget.get-action.per-minute",
-        (Some(Api::GetAction), false) => "budget.get-action.per-hour",
-        (Some(Api::ListActions), true) => "budget.list-actions.per-minute",
-        (Some(Api::ListActions), false) => "budget.list-actions.per-hour",
-        (Some(Api::CancelAction), true) => "budget.cancel-action.per-minute",
-        (Some(Api::CancelAction), false) => "budget.cancel-action.per-hour",
-        (Some(Api::FileMachines), true) => "budget.file-machines.per-minute",
-        (Some(Api::FileMachines), false) => "budget.file-machines.per-hour",
-    };
-    match (budget.per_minute, budget.per_hour) {
-        (0, _) => Err(setting(true)),
-        (_, 0) => Err(setting(false)),
-        _ => Ok(()),
-    }
 }
 
 /// `[tenant.limits]`: any subset; the rest keep their defaults.
@@ -181,9 +100,12 @@ impl TenantConfig {
             ApiOrigin::parse(api_url).map_err(|e| invalid(name, "api-url", e.to_string()))?;
         let network = self.network(base)?;
         let tokens = self.credential.token_source(self, base)?;
-        let each: Vec<(Api, Budget)> = Api::ALL.into_iter().zip(self.budgets()?).collect();
-        let budgets = Arc::new(ApiBudgets::with_overrides(Budget::default(), &each));
-        let mut tenant = Tenant::new(origin, tokens).with_budgets(budgets);
+        let budgets = self
+            .budget_config()
+            .source(name, self.budgets()?, self.application())?;
+        let mut tenant = Tenant::new(origin, tokens)
+            .with_name(name)
+            .with_budgets(budgets);
         // A count of things at once: at least one, at most what a runtime can run.
         let cap = |setting: &'static str, value: Option<usize>| match value {
             Some(max) if max == 0 || max > crate::MAX_IN_FLIGHT => Err(invalid(
@@ -216,10 +138,7 @@ impl TenantConfig {
 
     /// The tenant's budget for each API: `[tenant.budget]`, or the API's own.
     pub fn budgets(&self) -> Result<Budgets, ConfigError> {
-        let resolved = match &self.budget {
-            Some(config) => config.resolve(),
-            None => BudgetConfig::default().resolve(),
-        };
+        let resolved = self.budget_config().resolve();
         resolved.map_err(|setting| {
             invalid(
                 &self.name,
@@ -227,6 +146,12 @@ impl TenantConfig {
                 "must be at least 1: a budget of nothing refuses every call".into(),
             )
         })
+    }
+
+    /// `[tenant.budget]`, or the defaults when the tenant has none.
+    pub fn budget_config(&self) -> &BudgetConfig {
+        static DEFAULT: BudgetConfig = BudgetConfig::DEFAULT;
+        self.budget.as_ref().unwrap_or(&DEFAULT)
     }
 
     /// The application this tenant signs in as, and to which directory, in lower case (as

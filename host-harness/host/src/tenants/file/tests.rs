@@ -54,7 +54,7 @@ fn clouds_give_the_api_origin_budget_limits_and_proxy() {
         "https://api.security.microsoft.com"
     );
     for api in Api::ALL {
-        assert_eq!(contoso.budgets.get(api).budget(), Budget::default());
+        assert_eq!(contoso.budgets.budget(api), Budget::default());
     }
     assert_eq!(contoso.limits, None);
     assert!(contoso.network.is_inherited());
@@ -64,7 +64,7 @@ fn clouds_give_the_api_origin_budget_limits_and_proxy() {
         "https://api-gov.securitycenter.microsoft.us"
     );
     for api in Api::ALL {
-        let budget = agency.budgets.get(api).budget();
+        let budget = agency.budgets.budget(api);
         assert_eq!(budget, Budget::new(10, 100), "{api}");
     }
     let limits = agency.limits.unwrap();
@@ -405,15 +405,9 @@ fn each_api_may_have_a_budget_of_its_own() {
     );
     let tenants = TenantsFile::parse(&text, Path::new("/")).unwrap();
     let budgets = &tenants.get("a").unwrap().budgets;
-    assert_eq!(
-        budgets.get(Api::CreateAction).budget(),
-        Budget::new(50, 1500)
-    );
-    assert_eq!(
-        budgets.get(Api::ListActions).budget(),
-        Budget::new(50, 3000)
-    );
-    assert_eq!(budgets.get(Api::CancelAction).budget(), Budget::new(5, 10));
+    assert_eq!(budgets.budget(Api::CreateAction), Budget::new(50, 1500));
+    assert_eq!(budgets.budget(Api::ListActions), Budget::new(50, 3000));
+    assert_eq!(budgets.budget(Api::CancelAction), Budget::new(5, 10));
 }
 
 #[test]
@@ -485,4 +479,72 @@ fn a_memory_limit_past_the_pools_slots_is_refused() {
         let error = error_of(&text);
         assert!(error.contains("limits.memory-mib"), "{error}");
     }
+}
+
+#[test]
+fn redis_settings_without_the_redis_backend_are_refused_by_name() {
+    for (table, setting) in [
+        (
+            "[tenant.budget]\nredis-url = \"redis://127.0.0.1:1/0\"",
+            "redis-url",
+        ),
+        (
+            "[tenant.budget]\nbackend = \"local\"\nfleet-size = 3",
+            "fleet-size",
+        ),
+        ("[tenant.budget]\nredis-timeout-ms = 5", "redis-timeout-ms"),
+    ] {
+        let error = error_of(&two_entries("t1", "app", table, table));
+        assert!(error.contains(setting), "{error}");
+        assert!(error.contains("only backend = \"redis\""), "{error}");
+    }
+    let error = error_of(&two_entries(
+        "t1",
+        "app",
+        "[tenant.budget]\nbackend = \"memcached\"",
+        "",
+    ));
+    assert!(error.contains("expected `local` or `redis`"), "{error}");
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn the_redis_backend_is_checked_and_shared_by_one_application() {
+    let redis = "[tenant.budget]\nbackend = \"redis\"\nredis-url = \"redis://127.0.0.1:1/0\"\n\
+                 fleet-size = 3\nredis-timeout-ms = 150";
+    let tenants =
+        TenantsFile::parse(&two_entries("t1", "app", redis, redis), Path::new("/")).unwrap();
+    let (a, b) = (tenants.get("a").unwrap(), tenants.get("b").unwrap());
+    assert!(std::sync::Arc::ptr_eq(&a.budgets, &b.budgets));
+    assert_eq!(a.budgets.budget(Api::CreateAction), Budget::default());
+    for (table, setting, why) in [
+        (
+            "[tenant.budget]\nbackend = \"redis\"",
+            "redis-url",
+            "required",
+        ),
+        (
+            "[tenant.budget]\nbackend = \"redis\"\nredis-url = \"http://u:hunter2@h\"",
+            "redis-url",
+            "not a Redis URL",
+        ),
+        (
+            "[tenant.budget]\nbackend = \"redis\"\nredis-url = \"redis://h\"\nfleet-size = 0",
+            "fleet-size",
+            "from 1 to 1000",
+        ),
+        (
+            "[tenant.budget]\nbackend = \"redis\"\nredis-url = \"redis://h\"\n\
+             redis-timeout-ms = 60000",
+            "redis-timeout-ms",
+            "from 1 to 10000",
+        ),
+    ] {
+        let error = error_of(&two_entries("t1", "app", table, table));
+        assert!(error.contains(setting) && error.contains(why), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+    // One application's entries must keep its budget in one place.
+    let error = error_of(&two_entries("t1", "app", redis, ""));
+    assert!(error.contains("same application"), "{error}");
 }

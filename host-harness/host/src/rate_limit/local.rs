@@ -1,74 +1,10 @@
-//! A tenant's rate budgets, one per API: sliding windows over the permits granted, plus pauses
-//! ordered by the API's 429s. Each API page gives its own limit ("Rate limitations for this
-//! API are 100 calls per minute and 1500 calls per hour"), counted per application and tenant,
-//! so [`ApiBudgets`] holds one [`RateLimiter`] per [`Api`], shared by every invocation of every
-//! tenant entry that signs in as the same application.
+//! The budgets kept in this process: sliding windows over the permits granted, plus pauses
+//! ordered by the API's 429s. [`ApiBudgets`] holds one [`RateLimiter`] per [`Api`].
 
+use super::{Api, Budget, PermitFuture, PermitSource, Spans};
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-
-/// A permit counts this much longer than its window: the API counts a call when it arrives,
-/// after the host granted it, and arrivals are not evenly late, so a window that frees exactly
-/// on time would let a call arrive before its predecessor's minute is over.
-const ARRIVAL_MARGIN: Duration = Duration::from_secs(1);
-const MINUTE: Duration = Duration::from_secs(60).saturating_add(ARRIVAL_MARGIN);
-const HOUR: Duration = Duration::from_secs(3600).saturating_add(ARRIVAL_MARGIN);
-
-/// What a permit is for: one of the API's endpoints the component calls, each with a budget of
-/// its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Api {
-    /// `POST /api/machines/{id}/StopAndQuarantineFile`.
-    CreateAction,
-    /// `GET /api/machineactions/{id}`.
-    GetAction,
-    /// `GET /api/machineactions` (List MachineActions).
-    ListActions,
-    /// `POST /api/machineactions/{id}/cancel`.
-    CancelAction,
-    /// `GET /api/files/{sha1}/machines`.
-    FileMachines,
-}
-
-impl Api {
-    /// Every API, in the order the WIT names them.
-    pub const ALL: [Api; 5] = [
-        Api::CreateAction,
-        Api::GetAction,
-        Api::ListActions,
-        Api::CancelAction,
-        Api::FileMachines,
-    ];
-
-    /// The API's name in the WIT and the tenants file, e.g. `create-action`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Api::CreateAction => "create-action",
-            Api::GetAction => "get-action",
-            Api::ListActions => "list-actions",
-            Api::CancelAction => "cancel-action",
-            Api::FileMachines => "file-machines",
-        }
-    }
-
-    /// The API named `name`, as [`Api::name`] spells it.
-    pub fn from_name(name: &str) -> Option<Api> {
-        Api::ALL.into_iter().find(|api| api.name() == name)
-    }
-
-    /// Where the API is in [`Api::ALL`], and so in every per-API array.
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Api {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One budget per API for one application in one tenant: what the API counts separately. Share
 /// one `Arc<ApiBudgets>` between every [`crate::Tenant`] that signs in as the same application
@@ -85,17 +21,28 @@ impl ApiBudgets {
 
     /// `budget` for each API but those given their own in `overrides`.
     pub fn with_overrides(budget: Budget, overrides: &[(Api, Budget)]) -> Self {
-        Self::on_clock(budget, overrides, Arc::new(MonotonicClock::default()))
+        Self::on_clock(
+            budget,
+            overrides,
+            Arc::new(MonotonicClock::default()),
+            Spans::API,
+        )
     }
 
-    fn on_clock(budget: Budget, overrides: &[(Api, Budget)], clock: Arc<dyn Clock>) -> Self {
+    /// `budget` for each API but those in `overrides`, on `clock` and over `spans`.
+    pub(crate) fn on_clock(
+        budget: Budget,
+        overrides: &[(Api, Budget)],
+        clock: Arc<dyn Clock>,
+        spans: Spans,
+    ) -> Self {
         let of = |api: Api| {
             let budget = overrides
                 .iter()
                 .rev()
                 .find(|(a, _)| *a == api)
                 .map_or(budget, |(_, b)| *b);
-            RateLimiter::with_clock(budget, clock.clone())
+            RateLimiter::on_clock(budget, clock.clone(), spans)
         };
         Self {
             limiters: Api::ALL.map(of),
@@ -109,32 +56,24 @@ impl ApiBudgets {
     }
 }
 
-/// How many calls to one API a tenant may make. The default is the API's own: 100 a minute and
-/// 1500 an hour, counted per application and tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// Calls in any 60-second window (counted over 61 s, for calls that arrive late).
-    pub per_minute: u32,
-    /// Calls in any 3600-second window (counted over 3601 s).
-    pub per_hour: u32,
-}
-
-impl Budget {
-    /// `per_minute` calls a minute and `per_hour` an hour.
-    pub const fn new(per_minute: u32, per_hour: u32) -> Self {
-        Self {
-            per_minute,
-            per_hour,
-        }
+impl PermitSource for ApiBudgets {
+    fn try_acquire(&self, api: Api) -> PermitFuture<'_, Result<(), Duration>> {
+        let answer = self.get(api).try_acquire();
+        Box::pin(std::future::ready(answer))
     }
-}
 
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            per_minute: 100,
-            per_hour: 1500,
-        }
+    fn available_in(&self, api: Api) -> PermitFuture<'_, Duration> {
+        let answer = self.get(api).available_in();
+        Box::pin(std::future::ready(answer))
+    }
+
+    fn pause(&self, api: Api, duration: Duration) -> PermitFuture<'_, ()> {
+        self.get(api).pause(duration);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn budget(&self, api: Api) -> Budget {
+        self.get(api).budget()
     }
 }
 
@@ -164,6 +103,7 @@ impl Clock for MonotonicClock {
 pub struct RateLimiter {
     budget: Budget,
     clock: Arc<dyn Clock>,
+    spans: Spans,
     state: Mutex<Windows>,
 }
 
@@ -178,14 +118,15 @@ struct Windows {
 impl RateLimiter {
     /// A limiter with `budget` on the real clock.
     pub fn new(budget: Budget) -> Self {
-        Self::with_clock(budget, Arc::new(MonotonicClock::default()))
+        Self::on_clock(budget, Arc::new(MonotonicClock::default()), Spans::API)
     }
 
-    /// A limiter with `budget` on the given clock.
-    pub(crate) fn with_clock(budget: Budget, clock: Arc<dyn Clock>) -> Self {
+    /// A limiter with `budget` on the given clock, over `spans`.
+    pub(crate) fn on_clock(budget: Budget, clock: Arc<dyn Clock>, spans: Spans) -> Self {
         Self {
             budget,
             clock,
+            spans,
             state: Mutex::new(Windows::default()),
         }
     }
@@ -208,7 +149,8 @@ impl RateLimiter {
 
     /// Forgets grants older than an hour, then says how long until the next permit.
     fn wait(&self, windows: &mut Windows, now: Duration) -> Result<(), Duration> {
-        while windows.granted.front().is_some_and(|&t| t + HOUR <= now) {
+        let Spans { minute, hour } = self.spans;
+        while windows.granted.front().is_some_and(|&t| t + hour <= now) {
             windows.granted.pop_front();
         }
         if windows.paused_until > now {
@@ -217,14 +159,26 @@ impl RateLimiter {
         let granted = &windows.granted;
         let hourly = self.budget.per_hour as usize;
         if granted.len() >= hourly {
-            return Err(wait_for(granted, granted.len() - hourly, HOUR, now));
+            return Err(wait_for(granted, granted.len() - hourly, hour, now));
         }
         let minutely = self.budget.per_minute as usize;
-        let in_last_minute = granted.len() - granted.partition_point(|&t| t + MINUTE <= now);
+        let in_last_minute = granted.len() - granted.partition_point(|&t| t + minute <= now);
         if in_last_minute >= minutely {
-            return Err(wait_for(granted, granted.len() - minutely, MINUTE, now));
+            return Err(wait_for(granted, granted.len() - minutely, minute, now));
         }
         Ok(())
+    }
+
+    /// Counts a permit granted elsewhere (by a shared budget) as granted now, so that if this
+    /// limiter has to decide alone later, it knows what this host already spent.
+    pub(crate) fn record(&self) {
+        let now = self.clock.now();
+        let mut windows = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self.wait(&mut windows, now);
+        // Never more than a whole hour's budget: older grants would be forgotten anyway.
+        if windows.granted.len() < self.budget.per_hour as usize {
+            windows.granted.push_back(now);
+        }
     }
 
     /// Pauses the tenant for `retry_after` (the API answered 429).
@@ -273,7 +227,10 @@ mod tests {
             per_minute,
             per_hour,
         };
-        (RateLimiter::with_clock(budget, clock.clone()), clock)
+        (
+            RateLimiter::on_clock(budget, clock.clone(), Spans::API),
+            clock,
+        )
     }
 
     #[test]
@@ -305,7 +262,7 @@ mod tests {
         // 60 minutes passed: exactly the hourly budget, never more, until the margin is over.
         assert_eq!(granted, 150);
         assert!(limiter.try_acquire().is_err());
-        clock.advance(ARRIVAL_MARGIN);
+        clock.advance(super::super::ARRIVAL_MARGIN);
         assert!(limiter.try_acquire().is_ok());
     }
 
@@ -320,6 +277,7 @@ mod tests {
             Budget::default(),
             &[(Api::ListActions, small)],
             clock.clone(),
+            Spans::API,
         );
         for _ in 0..100 {
             budgets.get(Api::CreateAction).try_acquire().unwrap();
@@ -359,9 +317,9 @@ mod tests {
     #[test]
     fn a_zero_budget_waits_a_whole_window() {
         let (per_minute, _clock) = limiter(0, 10);
-        assert_eq!(per_minute.try_acquire(), Err(MINUTE));
+        assert_eq!(per_minute.try_acquire(), Err(Spans::API.minute));
         let (per_hour, _clock) = limiter(10, 0);
-        assert_eq!(per_hour.try_acquire(), Err(HOUR));
+        assert_eq!(per_hour.try_acquire(), Err(Spans::API.hour));
     }
 
     #[test]

@@ -1,0 +1,350 @@
+//! Budgets kept in Redis, so that every host serving one tenant spends one budget: the API
+//! counts calls per application and tenant, not per host, and N hosts each with a budget of its
+//! own would send N times the API's limit.
+//!
+//! Each decision is one Lua script, run atomically by Redis on Redis's own clock (`TIME`), so
+//! the hosts' clocks do not matter: a sorted set of the grants of the last hour per API, and a
+//! pause-until per API for the API's 429s. When Redis does not answer within a bound, or
+//! answers something the script never returns, the host decides from a local budget of its
+//! share (1/N of the budget by default), counts and logs it, and asks Redis again a moment
+//! later: a Redis outage slows a fleet down, it never stops it. That local share counts what
+//! Redis granted this host too, so a host that just spent its share does not spend it again
+//! when Redis goes away.
+
+use super::local::ApiBudgets;
+use super::{Api, Budget, PermitFuture, PermitSource, Spans};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
+
+/// The script behind every decision. `KEYS[1]`: the API's grants (members unique, scored by
+/// Redis time in ms); `KEYS[2]`: the API's pause-until (ms). `ARGV[1]`: `acquire`, `peek` or
+/// `pause`; for `pause`, `ARGV[2]` is its length in ms; otherwise `ARGV[2..5]` are per-minute,
+/// per-hour, the minute's and the hour's spans in ms, `ARGV[6]` the new grant's member. Returns
+/// 0 (granted, or free now) or the ms until a permit could be granted.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[1] == 'pause' then
+  local length = tonumber(ARGV[2])
+  local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if now + length > current then
+    redis.call('SET', KEYS[2], now + length, 'PX', length + 1000)
+  end
+  return 0
+end
+local per_minute, per_hour = tonumber(ARGV[2]), tonumber(ARGV[3])
+local minute, hour = tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - hour)
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if paused > now then return paused - now end
+if per_hour == 0 then return hour end
+if per_minute == 0 then return minute end
+local total = redis.call('ZCARD', KEYS[1])
+if total >= per_hour then
+  local at = redis.call('ZRANGE', KEYS[1], total - per_hour, total - per_hour, 'WITHSCORES')
+  return math.max(tonumber(at[2]) + hour - now, 1)
+end
+local since = '(' .. (now - minute)
+local recent = redis.call('ZCOUNT', KEYS[1], since, '+inf')
+if recent >= per_minute then
+  local at = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES', 'LIMIT',
+    recent - per_minute, 1)
+  return math.max(tonumber(at[2]) + minute - now, 1)
+end
+if ARGV[1] == 'acquire' then
+  redis.call('ZADD', KEYS[1], now, ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], hour)
+end
+return 0
+";
+
+/// The longest wait the script may answer: past an hour and its margin, the answer is not one
+/// the script gives, and the host decides locally instead.
+const MAX_WAIT_MS: i64 = 3_601_000;
+
+/// How a [`RedisBudgets`] reaches Redis and what it does when Redis does not answer.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// Redis's URL, `redis://[user:password@]host:port[/db]`. Never shown: it may hold a
+    /// password.
+    pub url: String,
+    /// What the budget's keys begin with; one per (directory, application), as the API counts.
+    pub key: String,
+    /// How many hosts share the budget: without Redis, each host spends `1/fleet_size` of it.
+    pub fleet_size: u32,
+    /// The longest a decision waits for Redis before the host decides alone.
+    pub timeout: Duration,
+    /// How long the host decides alone after Redis failed, before asking Redis again.
+    pub recheck: Duration,
+}
+
+impl RedisSettings {
+    /// Settings for `url` and `key`: a fleet of one, 200 ms per answer, Redis asked again a
+    /// second after it failed.
+    pub fn new(url: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key: key.into(),
+            fleet_size: 1,
+            timeout: Duration::from_millis(200),
+            recheck: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why Redis settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// The URL is not one the Redis client reads (the URL itself is not repeated: it may hold
+    /// a password).
+    #[error("redis-url is not a Redis URL (redis://host:port[/db]): {0}")]
+    Url(String),
+}
+
+/// A tenant's budgets, one per API, kept in Redis and shared by every host that uses the same
+/// Redis and key; see the module's documentation for what happens when Redis fails.
+pub struct RedisBudgets {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+    script: redis::Script,
+    budgets: [Budget; 5],
+    spans: Spans,
+    settings: RedisSettings,
+    /// This host's share, used while Redis does not answer.
+    fallback: ApiBudgets,
+    /// Until when the host decides alone (`None`: Redis is asked).
+    alone_until: Mutex<Option<Instant>>,
+    fallbacks: AtomicU64,
+    /// Makes each grant's member unique across hosts: random, then counted.
+    member: AtomicU64,
+}
+
+impl RedisBudgets {
+    /// `budget` for each API but those in `overrides`, kept in Redis as `settings` say.
+    /// Connects only when first asked.
+    pub fn new(
+        settings: RedisSettings,
+        budget: Budget,
+        overrides: &[(Api, Budget)],
+    ) -> Result<Self, RedisError> {
+        Self::over(settings, budget, overrides, Spans::API)
+    }
+
+    /// The same, over `spans`.
+    pub(crate) fn over(
+        settings: RedisSettings,
+        budget: Budget,
+        overrides: &[(Api, Budget)],
+        spans: Spans,
+    ) -> Result<Self, RedisError> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| RedisError::Url(e.category().to_owned()))?;
+        let budgets = Api::ALL.map(|api| {
+            overrides
+                .iter()
+                .rev()
+                .find(|(a, _)| *a == api)
+                .map_or(budget, |(_, b)| *b)
+        });
+        let share = settings.fleet_size.max(1);
+        let shared = |b: Budget| Budget {
+            per_minute: (b.per_minute / share).max(1),
+            per_hour: (b.per_hour / share).max(1),
+        };
+        let own: Vec<(Api, Budget)> = Api::ALL
+            .into_iter()
+            .zip(budgets)
+            .map(|(api, b)| (api, shared(b)))
+            .collect();
+        let fallback = ApiBudgets::on_clock(
+            shared(budget),
+            &own,
+            std::sync::Arc::new(super::local::MonotonicClock::default()),
+            spans,
+        );
+        let mut seed = [0u8; 8];
+        // A constant seed only risks two hosts' grants sharing a member, counted once.
+        let _ = getrandom::fill(&mut seed);
+        Ok(Self {
+            client,
+            connection: OnceCell::new(),
+            script: redis::Script::new(SCRIPT),
+            budgets,
+            spans,
+            settings,
+            fallback,
+            alone_until: Mutex::new(None),
+            fallbacks: AtomicU64::new(0),
+            member: AtomicU64::new(u64::from_le_bytes(seed)),
+        })
+    }
+
+    /// How many decisions this host made alone because Redis did not answer.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Whether Redis is asked (`false` while the host decides alone after a failure).
+    pub fn redis_in_use(&self) -> bool {
+        self.deciding_alone().is_none()
+    }
+
+    /// `Some` while the host decides alone.
+    fn deciding_alone(&self) -> Option<Instant> {
+        let mut until = self
+            .alone_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *until {
+            Some(at) if Instant::now() < at => Some(at),
+            Some(_) => {
+                *until = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Runs the script for `api` with `args` after the mode, within the timeout: the answer in
+    /// ms, or why not.
+    async fn ask(&self, api: Api, mode: &str, args: &[u64]) -> Result<u64, String> {
+        if self.deciding_alone().is_some() {
+            return Err(String::new());
+        }
+        let timeout = self.settings.timeout;
+        let call = async {
+            let connection = self
+                .connection
+                .get_or_try_init(|| {
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout))
+                        .set_number_of_retries(1);
+                    ConnectionManager::new_with_config(self.client.clone(), config)
+                })
+                .await
+                .map_err(|e| describe(&e))?;
+            let mut connection = connection.clone();
+            let prefix = &self.settings.key;
+            let mut invocation = self.script.key(format!("{prefix}:{api}"));
+            invocation.key(format!("{prefix}:{api}:paused")).arg(mode);
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            let value: redis::Value = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|e| describe(&e))?;
+            match value {
+                redis::Value::Int(ms) if (0..=MAX_WAIT_MS).contains(&ms) => {
+                    u64::try_from(ms).map_err(|_| "a negative wait".to_owned())
+                }
+                other => {
+                    let mut shown = format!("{other:?}");
+                    shown.truncate(shown.floor_char_boundary(64));
+                    Err(format!("an answer the script never gives: {shown}"))
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(ms)) => Ok(ms),
+            Ok(Err(why)) => Err(self.alone(why)),
+            Err(_) => Err(self.alone(format!("no answer within {timeout:?}"))),
+        }
+    }
+
+    /// Decides alone for a while, saying so once.
+    fn alone(&self, why: String) -> String {
+        let mut until = self
+            .alone_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if until.is_none() {
+            tracing::warn!(
+                budget = %self.settings.key,
+                reason = %crate::escape::escape(&why),
+                "Redis did not answer: deciding from this host's share of the budget"
+            );
+        }
+        *until = Some(Instant::now() + self.settings.recheck);
+        why
+    }
+
+    /// Counts one decision made alone.
+    fn counted_fallback(&self) {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("defender_budget_fallbacks_total", "budget" => self.settings.key.clone())
+            .increment(1);
+    }
+
+    /// The script's arguments after the mode for `api`.
+    fn rule(&self, api: Api, member: u64) -> [u64; 5] {
+        let budget = self.budget(api);
+        [
+            u64::from(budget.per_minute),
+            u64::from(budget.per_hour),
+            millis(self.spans.minute),
+            millis(self.spans.hour),
+            member,
+        ]
+    }
+}
+
+impl PermitSource for RedisBudgets {
+    fn try_acquire(&self, api: Api) -> PermitFuture<'_, Result<(), Duration>> {
+        Box::pin(async move {
+            let member = self.member.fetch_add(1, Ordering::Relaxed);
+            match self.ask(api, "acquire", &self.rule(api, member)).await {
+                Ok(0) => {
+                    // This host's own spending, should it have to decide alone later.
+                    self.fallback.get(api).record();
+                    Ok(())
+                }
+                Ok(ms) => Err(Duration::from_millis(ms)),
+                Err(_) => {
+                    self.counted_fallback();
+                    self.fallback.get(api).try_acquire()
+                }
+            }
+        })
+    }
+
+    fn available_in(&self, api: Api) -> PermitFuture<'_, Duration> {
+        Box::pin(async move {
+            match self.ask(api, "peek", &self.rule(api, 0)).await {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => self.fallback.get(api).available_in(),
+            }
+        })
+    }
+
+    fn pause(&self, api: Api, duration: Duration) -> PermitFuture<'_, ()> {
+        Box::pin(async move {
+            // Paused here too: if Redis fails next, this host still honours the 429.
+            self.fallback.get(api).pause(duration);
+            let _ = self.ask(api, "pause", &[millis(duration)]).await;
+        })
+    }
+
+    fn budget(&self, api: Api) -> Budget {
+        self.budgets[api.index()]
+    }
+}
+
+/// `duration` in whole ms, at least 1.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A Redis error in words, without the URL.
+fn describe(error: &redis::RedisError) -> String {
+    match error.detail() {
+        Some(detail) => format!("{}: {detail}", error.category()),
+        None => error.category().to_owned(),
+    }
+}
