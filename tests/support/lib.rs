@@ -3,6 +3,7 @@
 
 pub mod proxy;
 pub mod raw_api;
+pub mod serve;
 pub mod tls;
 
 use defender_host::credentials::{CredentialError, Secret, StaticToken, TokenFuture, TokenSource};

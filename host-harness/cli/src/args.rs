@@ -48,6 +48,15 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve the host as an HTTP service (see the README's "Serve it"); without --config, one
+    /// tenant, `simulator`, on an in-process simulator.
+    Serve(ServeArgs),
+    /// Write the service's OpenAPI 3.1 document and its Swagger 2.0 form into a directory.
+    Openapi {
+        /// The directory (the repository keeps them in `openapi/`).
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
     /// Run the API page's example against an in-process simulator.
     Demo {
         /// Where precompiled code is kept (default: the user's cache directory).
@@ -176,4 +185,24 @@ pub struct OutbreakArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The serve config (TOML): listen address, tenants file, API keys, jobs, audit.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen here instead of the config's address (port 0 picks a free one; the address is
+    /// printed on stdout).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Serve callers without an API key; refused unless listening on a loopback address.
+    #[arg(long)]
+    pub anonymous_loopback: bool,
+    /// The log format on stderr (filtered by RUST_LOG, default info).
+    #[arg(long, value_enum, default_value = "json")]
+    pub log_format: crate::serve::telemetry::LogFormat,
+    /// Where precompiled code is kept (default: the user's cache directory).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
 }

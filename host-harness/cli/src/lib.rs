@@ -8,6 +8,7 @@ mod args;
 mod commands;
 mod connect;
 mod output;
+pub mod serve;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -55,6 +56,8 @@ pub async fn run(args: impl IntoIterator<Item = OsString>, console: &mut Console
             connection,
         } => commands::status::cancel(&action_id, &comment, connection, console).await,
         Command::Simulate(args) => commands::simulate::run(args, console).await,
+        Command::Serve(args) => commands::serve::run(args, console).await,
+        Command::Openapi { out_dir } => commands::serve::write_openapi(&out_dir),
         Command::Demo { cache_dir } => commands::demo::run(cache_dir, console).await,
         Command::Bench(args) => commands::bench::run(args, console).await,
         Command::Component { out } => commands::component::run(&out),

@@ -4,5 +4,6 @@ pub mod bench;
 pub mod component;
 pub mod demo;
 pub mod quarantine;
+pub mod serve;
 pub mod simulate;
 pub mod status;

@@ -238,7 +238,11 @@ mod redis {
         server.kill();
         // This host spent nine in this minute, more than its share: nothing until they age.
         let (none, wait) = drain(&host, Api::CreateAction).await;
-        assert_eq!((none, host.fallbacks()), (0, 1), "a denial, decided here and counted");
+        assert_eq!(
+            (none, host.fallbacks()),
+            (0, 1),
+            "a denial, decided here and counted"
+        );
         tokio::time::sleep(wait + Duration::from_millis(20)).await;
         // A third of the budget, decided here, each decision counted.
         let (alone, wait) = drain(&host, Api::CreateAction).await;

@@ -1,0 +1,204 @@
+//! Jobs kept in this process: at most a number of them, each for a time.
+
+use super::{Created, Idempotency, Job, JobStatus, JobStore, StoreError, StoreFuture};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Jobs and idempotency keys in memory.
+pub struct MemoryJobs {
+    max: usize,
+    ttl: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<String, (Job, Instant)>,
+    /// (caller, key) → (request hash, job ID, when).
+    keys: HashMap<(String, String), (String, String, Instant)>,
+}
+
+impl MemoryJobs {
+    /// At most `max` jobs, each kept for `ttl`.
+    pub fn new(max: usize, ttl: Duration) -> Self {
+        Self {
+            max,
+            ttl,
+            state: Mutex::default(),
+        }
+    }
+
+    fn create_now(
+        &self,
+        job: &Job,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ttl = self.ttl;
+        state.jobs.retain(|_, (_, at)| at.elapsed() < ttl);
+        state.keys.retain(|_, (_, _, at)| at.elapsed() < ttl);
+        if let Some(idem) = idempotency {
+            let slot = (idem.caller.clone(), idem.key.clone());
+            if let Some((hash, id, _)) = state.keys.get(&slot) {
+                if *hash != idem.request_sha256 {
+                    return Ok(Created::Conflict);
+                }
+                if let Some((existing, _)) = state.jobs.get(id) {
+                    return Ok(Created::Existing(Box::new(existing.clone())));
+                }
+            }
+        }
+        if state.jobs.len() >= self.max {
+            // The oldest finished job makes room; running ones never do.
+            let oldest = state
+                .jobs
+                .iter()
+                .filter(|(_, (job, _))| job.status != JobStatus::Running)
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(id, _)| id.clone());
+            match oldest {
+                Some(id) => {
+                    state.jobs.remove(&id);
+                }
+                None => return Err(StoreError::Full(self.max)),
+            }
+        }
+        state
+            .jobs
+            .insert(job.id.clone(), (job.clone(), Instant::now()));
+        if let Some(idem) = idempotency {
+            let slot = (idem.caller.clone(), idem.key.clone());
+            let entry = (idem.request_sha256.clone(), job.id.clone(), Instant::now());
+            state.keys.insert(slot, entry);
+        }
+        Ok(Created::New)
+    }
+}
+
+impl JobStore for MemoryJobs {
+    fn create<'a>(
+        &'a self,
+        job: &'a Job,
+        idempotency: Option<&'a Idempotency>,
+    ) -> StoreFuture<'a, Created> {
+        Box::pin(std::future::ready(self.create_now(job, idempotency)))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Job>> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = state
+            .jobs
+            .get(id)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(job, _)| job.clone());
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn update<'a>(&'a self, job: &'a Job) -> StoreFuture<'a, ()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((kept, _)) = state.jobs.get_mut(&job.id) {
+            *kept = job.clone();
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn ready(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::jobs::HostNotes;
+
+    fn job(id: &str, status: JobStatus) -> Job {
+        Job {
+            id: id.into(),
+            tenant: "t".into(),
+            requested_by: "k".into(),
+            status,
+            created_at_ms: 0,
+            finished_at_ms: None,
+            sha1: String::new(),
+            owner: "me".into(),
+            outcomes: None,
+            error: None,
+            unlisted: None,
+            progress: Vec::new(),
+            notes: HostNotes::default(),
+        }
+    }
+
+    fn key(hash: &str) -> Idempotency {
+        Idempotency {
+            caller: "tines".into(),
+            key: "k1".into(),
+            request_sha256: hash.into(),
+        }
+    }
+
+    #[test]
+    fn an_idempotency_key_gives_its_job_back_or_conflicts() {
+        let store = MemoryJobs::new(10, Duration::from_secs(60));
+        assert!(matches!(
+            store.create_now(&job("a", JobStatus::Running), Some(&key("h"))),
+            Ok(Created::New)
+        ));
+        match store.create_now(&job("b", JobStatus::Running), Some(&key("h"))) {
+            Ok(Created::Existing(found)) => assert_eq!(found.id, "a"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.create_now(&job("c", JobStatus::Running), Some(&key("other"))),
+            Ok(Created::Conflict)
+        ));
+        let mut another_caller = key("other");
+        another_caller.caller = "xsoar".into();
+        assert!(matches!(
+            store.create_now(&job("d", JobStatus::Running), Some(&another_caller)),
+            Ok(Created::New)
+        ));
+    }
+
+    #[test]
+    fn a_full_store_drops_the_oldest_finished_job_never_a_running_one() {
+        let store = MemoryJobs::new(2, Duration::from_secs(60));
+        store
+            .create_now(&job("old", JobStatus::Succeeded), None)
+            .unwrap();
+        store
+            .create_now(&job("run", JobStatus::Running), None)
+            .unwrap();
+        store
+            .create_now(&job("new", JobStatus::Running), None)
+            .unwrap();
+        let state = store.state.lock().unwrap();
+        assert!(!state.jobs.contains_key("old") && state.jobs.len() == 2);
+        drop(state);
+        assert!(matches!(
+            store.create_now(&job("x", JobStatus::Running), None),
+            Err(StoreError::Full(2))
+        ));
+    }
+
+    #[test]
+    fn jobs_expire() {
+        let store = MemoryJobs::new(2, Duration::from_millis(1));
+        store
+            .create_now(&job("a", JobStatus::Succeeded), None)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let found = futures_ready(store.get("a"));
+        assert!(found.is_none());
+    }
+
+    fn futures_ready<T>(future: StoreFuture<'_, T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+            .unwrap()
+    }
+}
