@@ -430,3 +430,99 @@ async fn the_service_serves_its_openapi_documents() {
     let v2 = call("GET", &format!("{}/openapi-v2.json", served.url), &[], "").await;
     assert_eq!(v2.json()["swagger"], "2.0");
 }
+
+/// `GET /healthz` over TLS to `address`, trusting `ca`, presenting `client` if given: the
+/// status, or why the connection failed.
+async fn healthz_over_tls(
+    address: &str,
+    ca: &integration_tests::tls::TestCa,
+    client: Option<&defender_simulator::TlsIdentity>,
+) -> Result<u16, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(identity) => {
+            let chain = CertificateDer::pem_slice_iter(&identity.certificate_chain_pem)
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(&identity.private_key_pem).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = http::Request::get("/healthz")
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
+    use host_harness::serve::tls::TlsFiles;
+    let ca = integration_tests::tls::TestCa::new();
+    let dir = scratch_dir("serve-mtls");
+    let server = ca.server(integration_tests::tls::Leaf::Localhost);
+    std::fs::write(dir.join("cert.pem"), &server.certificate_chain_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), &server.private_key_pem).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca.pem).unwrap();
+    let config = ServeConfig {
+        tls: Some(TlsFiles {
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            client_ca_file: Some(dir.join("ca.pem")),
+        }),
+        ..ServeConfig::default()
+    };
+    let (_simulator, served) = two_tenants(config).await;
+    let address = served.url.trim_start_matches("http://").to_owned();
+    let client = ca.client("tines");
+    assert_eq!(
+        healthz_over_tls(&address, &ca, Some(&client)).await,
+        Ok(200)
+    );
+    // No certificate, or one another CA signed: no HTTP at all.
+    assert!(healthz_over_tls(&address, &ca, None).await.is_err());
+    let stranger = integration_tests::tls::TestCa::new().client("stranger");
+    assert!(
+        healthz_over_tls(&address, &ca, Some(&stranger))
+            .await
+            .is_err()
+    );
+    // Plain HTTP on the TLS port gets no answer either.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::spawn(
+            async move { call("GET", &format!("http://{address}/healthz"), &[], "").await },
+        ),
+    )
+    .await;
+    assert!(!matches!(plain, Ok(Ok(ref answer)) if answer.status == 200));
+}

@@ -3,8 +3,8 @@
 
 use defender_simulator::TlsIdentity;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    date_time_ymd,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, date_time_ymd,
 };
 
 /// A test CA: its certificate (PEM) and the means to sign server certificates.
@@ -64,6 +64,23 @@ impl TestCa {
         let certificate = params
             .signed_by(&key, &self.issuer)
             .expect("the server certificate");
+        TlsIdentity {
+            certificate_chain_pem: certificate.pem().into_bytes(),
+            private_key_pem: key.serialize_pem().into_bytes(),
+        }
+    }
+}
+
+impl TestCa {
+    /// A client certificate and key signed by this CA, for mutual TLS.
+    pub fn client(&self, name: &str) -> TlsIdentity {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client parameters");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("a client key");
+        let certificate = params
+            .signed_by(&key, &self.issuer)
+            .expect("the client certificate");
         TlsIdentity {
             certificate_chain_pem: certificate.pem().into_bytes(),
             private_key_pem: key.serialize_pem().into_bytes(),

@@ -56,7 +56,12 @@ pub async fn run(args: ServeArgs, console: &mut Console<'_>) -> Result<ExitCode>
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    writeln!(console.out, "http://{}", listener.local_addr()?)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    writeln!(console.out, "{scheme}://{}", listener.local_addr()?)?;
     console.out.flush()?;
     let service = Service::new(config, runtime, tenants)?;
     service.run(listener, stop_signal()).await?;

@@ -23,6 +23,7 @@ struct ConfigFile {
     jobs: JobsTable,
     #[serde(default)]
     audit: AuditTable,
+    tls: Option<TlsTable>,
     #[serde(default, rename = "key")]
     keys: Vec<KeyTable>,
 }
@@ -41,6 +42,14 @@ struct JobsTable {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct AuditTable {
     file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TlsTable {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +114,8 @@ pub struct ServeConfig {
     pub keys: Vec<ApiKey>,
     /// Whether callers without a key are served (only on a loopback address).
     pub anonymous_loopback: bool,
+    /// TLS, and mutual TLS with a client CA; `None`: plain HTTP.
+    pub tls: Option<super::tls::TlsFiles>,
 }
 
 impl Default for ServeConfig {
@@ -120,6 +131,7 @@ impl Default for ServeConfig {
             audit_file: None,
             keys: Vec::new(),
             anonymous_loopback: false,
+            tls: None,
         }
     }
 }
@@ -185,6 +197,11 @@ impl ServeConfig {
             .file
             .filter(|p| p != Path::new("-"))
             .map(|p| base.join(p));
+        config.tls = file.tls.map(|t| super::tls::TlsFiles {
+            cert_file: base.join(t.cert_file),
+            key_file: base.join(t.key_file),
+            client_ca_file: t.client_ca_file.map(|p| base.join(p)),
+        });
         if file.keys.len() > MAX_KEYS {
             bail!("key: at most {MAX_KEYS} keys");
         }
@@ -243,7 +260,8 @@ mod tests {
         let text = format!(
             "listen = \"127.0.0.1:9000\"\ntenants-file = \"t.toml\"\n[jobs]\nbackend = \"redis\"\n\
              redis-url = \"redis://127.0.0.1:6379/0\"\nmax = 50\nttl-secs = 600\n\
-             [audit]\nfile = \"audit.jsonl\"\n[[key]]\nname = \"tines\"\nsha256 = \"{HASH}\"\n\
+             [audit]\nfile = \"audit.jsonl\"\n[tls]\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"\n\
+             client-ca-file = \"ca.pem\"\n[[key]]\nname = \"tines\"\nsha256 = \"{HASH}\"\n\
              tenants = [\"contoso\"]\nmetrics = true\n"
         );
         let config = ServeConfig::parse(&text, Path::new("/etc/d")).unwrap();
@@ -258,6 +276,8 @@ mod tests {
         let key = &config.keys[0];
         assert!(key.allows("contoso") && !key.allows("fabrikam") && key.metrics);
         assert_eq!(key.sha256[0], 0x9f);
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.client_ca_file.unwrap(), Path::new("/etc/d/ca.pem"));
     }
 
     #[test]

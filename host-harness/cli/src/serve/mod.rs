@@ -13,6 +13,7 @@ pub mod problem;
 pub mod routes;
 pub mod runner;
 pub mod telemetry;
+pub mod tls;
 
 use anyhow::{Context, Result, bail};
 use auth::Gate;
@@ -150,10 +151,21 @@ impl Service {
             state.shutting_down.store(true, Ordering::Relaxed);
             tracing::info!("shutting down: no new requests");
         };
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(signalled)
-            .await
-            .context("serving")?;
+        let router = self.router();
+        match &self.state.config.tls {
+            Some(files) => {
+                let listener = tls::TlsListener::new(listener, files.acceptor()?)?;
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(signalled)
+                    .await
+            }
+            None => {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(signalled)
+                    .await
+            }
+        }
+        .context("serving")?;
         self.finish().await;
         if let Some(heartbeat) = self.heartbeat {
             heartbeat.abort();

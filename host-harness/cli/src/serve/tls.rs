@@ -1,0 +1,173 @@
+//! TLS for `serve`, and optionally mutual TLS: a client must then present a certificate signed
+//! by one of the configured CAs before any HTTP is read. Handshakes run on tasks of their own,
+//! each bounded in time, so a client that stalls one cannot hold the listener.
+
+use anyhow::{Context, Result};
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// The longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; past it, new connections wait to be accepted.
+const MAX_HANDSHAKES: usize = 1024;
+/// The largest PEM file read.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+/// `[tls]`: the service's certificate and key, and the CAs whose client certificates it
+/// requires (mutual TLS), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the service's first.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA certificates: when set, every client must present a certificate they signed.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The server configuration the files describe.
+    pub fn acceptor(&self) -> Result<TlsAcceptor> {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&read(&self.cert_file)?)
+                .collect::<Result<_, _>>()
+                .with_context(|| {
+                    format!(
+                        "tls.cert-file {}: not PEM certificates",
+                        self.cert_file.display()
+                    )
+                })?;
+        if chain.is_empty() {
+            anyhow::bail!(
+                "tls.cert-file {}: holds no certificate",
+                self.cert_file.display()
+            );
+        }
+        let key = PrivateKeyDer::from_pem_slice(&read(&self.key_file)?).map_err(|_| {
+            anyhow::anyhow!(
+                "tls.key-file {}: no PEM private key",
+                self.key_file.display()
+            )
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?;
+        let builder = match &self.client_ca_file {
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for ca in CertificateDer::pem_slice_iter(&read(path)?) {
+                    let ca = ca.with_context(|| {
+                        format!("tls.client-ca-file {}: not PEM", path.display())
+                    })?;
+                    roots.add(ca).with_context(|| {
+                        format!(
+                            "tls.client-ca-file {}: not a CA certificate",
+                            path.display()
+                        )
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .with_context(|| format!("tls.client-ca-file {}", path.display()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .context("tls.key-file does not match tls.cert-file")?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    let length = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if length > MAX_PEM_BYTES {
+        anyhow::bail!("{} is larger than {MAX_PEM_BYTES} bytes", path.display());
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A listener whose connections have finished their TLS handshake.
+pub struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    /// Accepts on `listener`, handshaking with `acceptor`.
+    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (done, ready) = mpsc::channel(MAX_HANDSHAKES);
+        let turns = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok(turn) = turns.clone().acquire_owned().await else {
+                    return;
+                };
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, done) = (acceptor.clone(), done.clone());
+                tokio::spawn(async move {
+                    let _turn = turn;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = done.send((tls, peer)).await;
+                        }
+                        Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake refused"),
+                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            local,
+            ready,
+            accepting,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accepting task ended (it never does on its own): no connection will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
