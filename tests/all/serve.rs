@@ -15,21 +15,25 @@ const OTHER: &str = "2d5bc9d7e413ddd7902c2932e418702b84d0cc08";
 /// A service with two tenants on one simulator and two keys: `tines` for `contoso` (and
 /// metrics), `xsoar` for `fabrikam`.
 async fn two_tenants(config: ServeConfig) -> (defender_simulator::Simulator, Served) {
+    named_tenants(config, "contoso", "fabrikam").await
+}
+
+/// The same, with the tenants named `a` and `b` (metrics are the process's: a test that reads
+/// them names its tenants its own way).
+async fn named_tenants(
+    config: ServeConfig,
+    a: &str,
+    b: &str,
+) -> (defender_simulator::Simulator, Served) {
     let simulator = simulator().await;
     let mut config = config;
     config.keys = vec![
-        key("tines", "tines-secret", &["contoso"], true),
-        key("xsoar", "xsoar-secret", &["fabrikam"], false),
+        key("tines", "tines-secret", &[a], true),
+        key("xsoar", "xsoar-secret", &[b], false),
     ];
     let tenants = vec![
-        (
-            "contoso".to_owned(),
-            tenant(&simulator).with_name("contoso"),
-        ),
-        (
-            "fabrikam".to_owned(),
-            tenant(&simulator).with_name("fabrikam"),
-        ),
+        (a.to_owned(), tenant(&simulator).with_name(a)),
+        (b.to_owned(), tenant(&simulator).with_name(b)),
     ];
     let served = Served::start(config, tenants).await;
     (simulator, served)
@@ -46,6 +50,10 @@ fn body(machines: &[&str]) -> String {
 async fn post(served: &Served, tenant: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     let url = format!("{}/v1/tenants/{tenant}/quarantine", served.url);
     call("POST", &url, headers, body).await
+}
+
+async fn post_to(url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    call("POST", url, headers, body).await
 }
 
 /// Reads the job at `location` until it is no longer running.
@@ -132,13 +140,13 @@ async fn a_quarantine_is_a_job_with_the_apis_json_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_sees_only_its_tenants_and_unknown_keys_nothing() {
-    let (simulator, served) = two_tenants(ServeConfig::default()).await;
-    let job = post(&served, "contoso", &[TINES, JSON], &body(&[MACHINE])).await;
+    let (simulator, served) = named_tenants(ServeConfig::default(), "scoped-a", "scoped-b").await;
+    let job = post(&served, "scoped-a", &[TINES, JSON], &body(&[MACHINE])).await;
     let location = job.header("location").unwrap().to_owned();
     finished(&served, &location, TINES).await;
     // Another tenant's key: as if neither the tenant nor the job existed.
     assert_problem(
-        &post(&served, "contoso", &[XSOAR, JSON], &body(&[MACHINE])).await,
+        &post(&served, "scoped-a", &[XSOAR, JSON], &body(&[MACHINE])).await,
         404,
         "not-found",
     );
@@ -147,7 +155,7 @@ async fn a_key_sees_only_its_tenants_and_unknown_keys_nothing() {
         404,
         "not-found",
     );
-    let action = format!("{}/v1/tenants/contoso/actions/x", served.url);
+    let action = format!("{}/v1/tenants/scoped-a/actions/x", served.url);
     assert_problem(&call("GET", &action, &[XSOAR], "").await, 404, "not-found");
     assert_problem(
         &post(&served, "nowhere", &[TINES, JSON], &body(&[MACHINE])).await,
@@ -165,7 +173,7 @@ async fn a_key_sees_only_its_tenants_and_unknown_keys_nothing() {
             .into_iter()
             .chain([JSON])
             .collect();
-        let answer = post(&served, "contoso", &headers, &body(&[MACHINE])).await;
+        let answer = post(&served, "scoped-a", &headers, &body(&[MACHINE])).await;
         assert_problem(&answer, 401, "unauthorized");
         assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
         assert!(!answer.body.contains("secret"), "{}", answer.body);
@@ -175,7 +183,7 @@ async fn a_key_sees_only_its_tenants_and_unknown_keys_nothing() {
     assert_eq!(metrics.status, 200);
     assert!(
         metrics.body.contains(
-            "defender_permits_total{tenant=\"contoso\",api=\"create-action\",result=\"granted\"}"
+            "defender_permits_total{tenant=\"scoped-a\",api=\"create-action\",result=\"granted\"}"
         ),
         "{}",
         metrics.body
@@ -229,7 +237,17 @@ async fn bad_input_is_a_problem_and_nothing_is_sent() {
         (r#"{"machineIds":["x"],"comment":"c"}"#.to_owned(), "sha1"),
         (
             format!(r#"{{"machineIds":["zz"],{sha1_and_comment}}}"#),
-            "machine-ids[0]",
+            "machineIds[0]",
+        ),
+        (
+            format!(r#"{{"machineIds":"{MACHINE}",{sha1_and_comment}}}"#),
+            "machineIds",
+        ),
+        (
+            format!(
+                r#"{{"machineIds":["{MACHINE}"],{sha1_and_comment},"wait":{{"timeoutSeconds":5,"x":1}}}}"#
+            ),
+            "wait.x",
         ),
         (
             format!(r#"{{"machineIds":["{MACHINE}"],"everywhere":true,{sha1_and_comment}}}"#),
@@ -311,6 +329,19 @@ async fn bad_input_is_a_problem_and_nothing_is_sent() {
         &call("GET", &format!("{}/v2/nothing", served.url), &[TINES], "").await,
         404,
         "not-found",
+    );
+    // A method the endpoint does not take, a path that is not UTF-8: problems too.
+    let jobs = format!("{}/v1/jobs/0123456789abcdef0123456789abcdef", served.url);
+    assert_problem(
+        &call("DELETE", &jobs, &[TINES], "").await,
+        405,
+        "invalid-input",
+    );
+    let bad_path = format!("{}/v1/tenants/%FF/quarantine", served.url);
+    let answer = post_to(&bad_path, &[TINES, JSON], &body(&[MACHINE])).await;
+    assert_eq!(
+        assert_problem(&answer, 400, "invalid-input")["field"],
+        "path"
     );
     assert!(simulator.requests().is_empty(), "nothing reached the API");
 }

@@ -169,6 +169,52 @@ pub enum BenchScenario {
     /// its creation. Reports wall time, calls per API, 429s, and the ratio to the lower bound
     /// ceil(N/P - 1) minutes + S + one poll interval.
     Outbreak(OutbreakArgs),
+    /// What `serve` costs: a one-device quarantine through it against the same call made
+    /// directly (the medians' difference), and the memory of a `serve` process holding --jobs
+    /// jobs at once.
+    Serve(ServeBenchArgs),
+    /// Three `serve` processes sharing one tenant's budget through a Redis this command starts,
+    /// driven at three times the budget against an in-process simulator that answers 429 past
+    /// it; optionally with Redis killed for a while mid-run.
+    Fleet(FleetArgs),
+}
+
+#[derive(Args)]
+pub struct ServeBenchArgs {
+    /// Sequential calls of each kind for the overhead.
+    #[arg(long, default_value_t = 1000)]
+    pub requests: usize,
+    /// Jobs held at once for the memory measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub jobs: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct FleetArgs {
+    /// `serve` processes.
+    #[arg(long, default_value_t = 3)]
+    pub processes: u32,
+    /// How long the load lasts, in seconds.
+    #[arg(long, default_value_t = 180)]
+    pub secs: u64,
+    /// Creations a minute the API allows (the budget).
+    #[arg(long, default_value_t = 100)]
+    pub per_minute: u32,
+    /// How many times the budget the load asks for.
+    #[arg(long, default_value_t = 3)]
+    pub load: u32,
+    /// Kill Redis this many seconds into the run.
+    #[arg(long)]
+    pub kill_redis_at: Option<u64>,
+    /// How long Redis stays down.
+    #[arg(long, default_value_t = 30)]
+    pub redis_down_secs: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]

@@ -18,6 +18,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Whether it keeps its data across a kill (an append-only file, synced each write).
+    persistent: bool,
 }
 
 impl RedisServer {
@@ -26,17 +28,30 @@ impl RedisServer {
     /// # Panics
     /// When `redis-server` is not installed or does not answer: the test needs it.
     pub fn start() -> Self {
+        Self::try_start(false).unwrap_or_else(|e| {
+            panic!(
+                "this test needs redis-server on the PATH and could not start it ({e}); \
+                 install it (`apt-get install -y redis-server`; .ci/run does)"
+            )
+        })
+    }
+
+    /// Starts a server on a free port; `persistent`, it keeps its data across
+    /// [`RedisServer::kill`] and [`RedisServer::resume`], as a production Redis with an
+    /// append-only file does.
+    pub fn try_start(persistent: bool) -> std::io::Result<Self> {
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("local-redis-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+        std::fs::create_dir_all(&dir)?;
         let mut server = Self {
-            port: free_port(),
+            port: free_port()?,
             dir,
             child: None,
+            persistent,
         };
-        server.resume();
-        server
+        server.try_resume()?;
+        Ok(server)
     }
 
     /// `redis://127.0.0.1:<port>/0`.
@@ -58,38 +73,53 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, empty (it saves nothing).
+    /// Starts the server again on the same port: empty, unless it is persistent.
     ///
     /// # Panics
     /// When it cannot be started or does not answer within ten seconds.
     pub fn resume(&mut self) {
+        if let Err(e) = self.try_resume() {
+            panic!(
+                "redis-server on port {} could not be started again: {e}",
+                self.port
+            );
+        }
+    }
+
+    /// Starts the server again on the same port, or says why it could not.
+    pub fn try_resume(&mut self) -> std::io::Result<()> {
         self.kill();
+        let append_only = if self.persistent { "yes" } else { "no" };
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                append_only,
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "this test needs redis-server on the PATH and could not start it ({e}); \
-                     install it (`apt-get install -y redis-server`; .ci/run does)"
-                )
-            });
+            .spawn()?;
         self.child = Some(child);
         let since = Instant::now();
         while !self.answers() {
             if since.elapsed() > START_TIMEOUT {
-                panic!(
+                let message = format!(
                     "redis-server on port {} did not answer PING in {START_TIMEOUT:?}",
                     self.port
                 );
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, message));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     /// Whether the server answers `PING` with `PONG`.
@@ -115,9 +145,8 @@ impl Drop for RedisServer {
 }
 
 /// A port free now on 127.0.0.1 (the listener is closed before the server takes it).
-fn free_port() -> u16 {
+fn free_port() -> std::io::Result<u16> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
-        .expect("a free port on 127.0.0.1")
 }

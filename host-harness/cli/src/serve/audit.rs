@@ -5,37 +5,37 @@
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// One audit record.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Record<'a> {
+pub struct Record {
     /// When the outcome was known, in ms since the Unix epoch.
     pub time_ms: u64,
-    /// The job.
-    pub job_id: &'a str,
+    /// The job (empty for a cancellation).
+    pub job_id: String,
     /// The API key's name.
-    pub requested_by: &'a str,
+    pub requested_by: String,
     /// The tenant's name.
-    pub tenant: &'a str,
+    pub tenant: String,
     /// The device.
-    pub machine_id: &'a str,
-    /// The file's SHA-1.
-    pub sha1: &'a str,
+    pub machine_id: String,
+    /// The file's SHA-1 (empty for a cancellation).
+    pub sha1: String,
     /// The comment sent with the action.
-    pub comment: &'a str,
+    pub comment: String,
     /// The action's ID, when one exists.
-    pub action_id: Option<&'a str>,
-    /// The action's last status, or the error's kind.
-    pub outcome: &'a str,
+    pub action_id: Option<String>,
+    /// The action's last status, or the error's kind; `cancel: …` for a cancellation.
+    pub outcome: String,
     /// The API's correlation ID, when the API answered with an error.
-    pub correlation_id: Option<&'a str>,
+    pub correlation_id: Option<String>,
 }
 
 /// Where audit records go.
 pub struct AuditLog {
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Arc<Mutex<Box<dyn Write + Send>>>,
 }
 
 impl AuditLog {
@@ -52,23 +52,36 @@ impl AuditLog {
             None => Box::new(std::io::stdout()),
         };
         Ok(Self {
-            out: Mutex::new(out),
+            out: Arc::new(Mutex::new(out)),
         })
     }
 
-    /// Writes `record` as one line; a failure is logged, never fatal to the job.
-    pub fn write(&self, record: &Record<'_>) {
-        let line = match serde_json::to_string(record) {
-            // serde_json escapes every control character: a line stays one line.
-            Ok(json) => crate::output::json::safe_json(&json, false) + "\n",
-            Err(error) => {
-                tracing::error!(%error, "an audit record could not be written as JSON");
-                return;
+    /// Writes `records`, a line each, on a blocking thread (a slow disk or a full pipe never
+    /// holds the service's workers); a failure is logged, never fatal to the job.
+    pub fn write(&self, records: Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        for record in &records {
+            match serde_json::to_string(record) {
+                // serde_json escapes every control character: a line stays one line.
+                Ok(json) => text.push_str(&(crate::output::json::safe_json(&json, false) + "\n")),
+                Err(error) => {
+                    tracing::error!(%error, "an audit record could not be written as JSON")
+                }
+            }
+        }
+        let out = self.out.clone();
+        let write = move || {
+            let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                tracing::error!(%error, "audit records could not be written");
             }
         };
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Err(error) = out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
-            tracing::error!(%error, "an audit record could not be written");
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(write)),
+            Err(_) => write(),
         }
     }
 }

@@ -34,6 +34,7 @@ struct JobsTable {
     backend: Option<String>,
     redis_url: Option<String>,
     max: Option<usize>,
+    max_running: Option<usize>,
     ttl_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
 }
@@ -104,6 +105,8 @@ pub struct ServeConfig {
     pub jobs: JobsBackend,
     /// The most jobs kept at once.
     pub max_jobs: usize,
+    /// The most jobs this process runs at once; past it, new ones get 503.
+    pub max_running: usize,
     /// How long a job (and an idempotency key) is kept.
     pub job_ttl: Duration,
     /// How long a shutdown waits for jobs in flight.
@@ -126,6 +129,7 @@ impl Default for ServeConfig {
             max_body_bytes: 64 * 1024,
             jobs: JobsBackend::Memory,
             max_jobs: 10_000,
+            max_running: 1000,
             job_ttl: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::from_secs(30),
             audit_file: None,
@@ -179,6 +183,12 @@ impl ServeConfig {
                 bail!("jobs.max: must be from 1 to 1000000");
             }
             config.max_jobs = max;
+        }
+        if let Some(max) = file.jobs.max_running {
+            if !(1..=100_000).contains(&max) {
+                bail!("jobs.max-running: must be from 1 to 100000");
+            }
+            config.max_running = max;
         }
         if let Some(secs) = file.jobs.ttl_secs {
             if !(60..=7 * 24 * 3600).contains(&secs) {

@@ -45,6 +45,9 @@ pub struct State {
     metrics: PrometheusHandle,
     running: Mutex<HashMap<String, runner::Running>>,
     shutting_down: AtomicBool,
+    /// Becomes `true` when the service stops taking requests: requests waiting for a job
+    /// answer at once.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A service ready to listen.
@@ -94,6 +97,7 @@ impl Service {
             metrics: telemetry::recorder(),
             running: Mutex::default(),
             shutting_down: AtomicBool::new(false),
+            stopping: tokio::sync::watch::Sender::new(false),
         };
         Ok(Self {
             state: Arc::new(state),
@@ -126,46 +130,80 @@ impl Service {
                 get(|| async { json(openapi::swagger2_json()) }),
             )
             .fallback(|| async { problem::Problem::not_found("route") })
+            .method_not_allowed_fallback(|| async {
+                problem::Problem::new(
+                    axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                    "invalid-input",
+                    "this endpoint does not take this method",
+                )
+            })
             .layer(axum::middleware::from_fn(counted))
             .with_state(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` ends; then takes no new requests, waits for the
-    /// jobs in flight up to the grace period, and records those still running as interrupted.
+    /// Serves on `listener` until `shutdown` ends; then takes no new requests, answers those
+    /// waiting for a job at once, gives open connections the grace period to finish, waits for
+    /// the jobs in flight up to the grace period, and records those still running as
+    /// interrupted.
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let address = listener.local_addr()?;
-        if self.state.config.anonymous_loopback && !address.ip().is_loopback() {
+        let config = &self.state.config;
+        if config.anonymous_loopback && !address.ip().is_loopback() {
             bail!("--anonymous-loopback is allowed only on a loopback address, not {address}");
         }
-        if self.state.config.keys.is_empty() && !self.state.config.anonymous_loopback {
+        if config.keys.is_empty() && !config.anonymous_loopback {
             tracing::warn!("no API keys are configured: every request will be refused (401)");
         }
-        tracing::info!(%address, tenants = self.state.tenants.len(), "serving");
-        let state = self.state.clone();
-        let signalled = async move {
-            shutdown.await;
-            state.shutting_down.store(true, Ordering::Relaxed);
-            tracing::info!("shutting down: no new requests");
+        let acceptor = match &config.tls {
+            Some(files) => Some(files.acceptor()?),
+            None => None,
         };
+        tracing::info!(%address, tenants = self.state.tenants.len(), tls = acceptor.is_some(), "serving");
         let router = self.router();
-        match &self.state.config.tls {
-            Some(files) => {
-                let listener = tls::TlsListener::new(listener, files.acceptor()?)?;
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(signalled)
-                    .await
-            }
-            None => {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(signalled)
-                    .await
-            }
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(turn) = connections.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "{MAX_CONNECTIONS} connections are open: this one is closed");
+                continue;
+            };
+            let connection = Connection {
+                service: hyper_util::service::TowerToHyperService::new(router.clone()),
+                watcher: graceful.watcher(),
+                acceptor: acceptor.clone(),
+            };
+            tokio::spawn(async move {
+                let _turn = turn;
+                connection.serve(stream, peer).await;
+            });
         }
-        .context("serving")?;
+        self.state.shutting_down.store(true, Ordering::Relaxed);
+        let _ = self.state.stopping.send(true);
+        tracing::info!("shutting down: no new connections");
+        let grace = self.state.config.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period are dropped");
+        }
         self.finish().await;
         if let Some(heartbeat) = self.heartbeat {
             heartbeat.abort();
@@ -191,6 +229,59 @@ impl Service {
             if let Err(error) = state.store.update(&job).await {
                 tracing::error!(job = %job.id, %error, "could not record the interrupted job");
             }
+        }
+    }
+}
+
+/// Connections open at once; past it, new ones are closed at once.
+const MAX_CONNECTIONS: usize = 4096;
+/// The longest a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One accepted connection: TLS first if configured, then HTTP/1.1 with a bounded head, until
+/// it closes or the service shuts down.
+struct Connection {
+    service: hyper_util::service::TowerToHyperService<Router>,
+    watcher: hyper_util::server::graceful::Watcher,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Connection {
+    async fn serve(self, stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        let served = match self.acceptor {
+            Some(acceptor) => {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
+                        tracing::info!(%peer, error = %defender_host::escape::escape(&error.to_string()), "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let io = hyper_util::rt::TokioIo::new(tls);
+                self.watcher
+                    .watch(http.serve_connection(io, self.service))
+                    .await
+            }
+            None => {
+                let io = hyper_util::rt::TokioIo::new(stream);
+                self.watcher
+                    .watch(http.serve_connection(io, self.service))
+                    .await
+            }
+        };
+        if let Err(error) = served {
+            tracing::debug!(%peer, error = %defender_host::escape::escape(&error.to_string()), "connection ended");
         }
     }
 }

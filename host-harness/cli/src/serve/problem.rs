@@ -116,7 +116,7 @@ impl Problem {
         };
         let mut problem = Self::new(status, error.kind(), crate::output::json::error_line(error));
         if let ActionError::InvalidInput(input) = error {
-            problem.field = Some(defender_host::escape::escape(&input.field));
+            problem.field = Some(defender_host::escape::escape(&json_name(&input.field)));
         }
         if let Some(api) = error.api() {
             problem.api_status = Some(api.status);
@@ -141,6 +141,24 @@ impl Problem {
             format!("{error:#}"),
         )
     }
+}
+
+/// A field as the component names it (`machine-ids[0]`, `max-machines`) as the request's JSON
+/// names it (`machineIds[0]`, `maxMachines`).
+fn json_name(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        match c {
+            '-' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl IntoResponse for Problem {

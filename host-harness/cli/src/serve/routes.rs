@@ -8,6 +8,7 @@ use super::problem::{Problem, ProblemDetails};
 use super::runner::{self, Submitted};
 use crate::output::json::action_raw;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,6 +25,10 @@ use utoipa::{IntoParams, ToSchema};
 
 /// The longest a request waits for its job (`?wait=true`, `Prefer: wait=N`).
 const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// How often a job run by another process is read while a request waits for it.
+const STORE_POLL: Duration = Duration::from_millis(500);
+/// The longest a request's body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -99,7 +104,7 @@ fn tenant<'a>(state: &'a State, caller: &Caller, name: &str) -> Result<&'a Tenan
     tag = "actions",
     params(
         ("tenant" = String, Path, description = "The tenant's name in the tenants file"),
-        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body within 24 hours give the same job; another body, 409"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key and body while the job is kept (ttl-secs, 24 hours by default) give the same job; another body, 409"),
         ("Prefer" = Option<String>, Header, description = "`wait=N`: answer when the job is done, or after N seconds"),
         WaitQuery,
     ),
@@ -112,22 +117,27 @@ fn tenant<'a>(state: &'a State, caller: &Caller, name: &str) -> Result<&'a Tenan
         (status = 401, description = "No or an unknown API key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant for this key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used with another body", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 405, description = "Not a method of this endpoint", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within 30 s", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "The service holds as many jobs as it may, or its store is down", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 500, description = "The host could not check the request (a limit, a trap)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 502, description = "The component failed to check the request", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "The service runs as many jobs as it may, or its store is down", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("apiKey" = []))
 )]
 pub async fn quarantine(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     caller: Caller,
-    Path(tenant_name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
+    let Path(tenant_name) = path.map_err(path_problem)?;
     let tenant = tenant(&state, &caller, &tenant_name)?;
-    let Query(query) = query.map_err(|e| Problem::invalid("wait", e.body_text()))?;
+    let Query(query) = query.map_err(|e| Problem::invalid("query", e.body_text()))?;
     let wait = requested_wait(query.wait.unwrap_or(false), &headers)?;
     let idempotency_key = idempotency_key(&headers)?;
     let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
@@ -160,14 +170,16 @@ pub async fn quarantine(
         (status = 200, description = "The job: its status, each device's outcome with the API's MachineAction whole", body = Job),
         (status = 401, description = "No or an unknown API key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such job for this key (or it expired)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "The job store does not answer", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("apiKey" = []))
 )]
 pub async fn get_job(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     caller: Caller,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path(id) = path.map_err(path_problem)?;
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Problem::not_found("job"));
     }
@@ -179,7 +191,9 @@ pub async fn get_job(
         )
     })?;
     match job {
-        Some(job) if caller.allows(&job.tenant) => Ok(axum::Json(job).into_response()),
+        Some(job) if caller.allows(&job.tenant) => {
+            Ok(axum::Json(runner::reconcile(&state, job)).into_response())
+        }
         _ => Err(Problem::not_found("job")),
     }
 }
@@ -200,6 +214,7 @@ pub async fn get_job(
         (status = 401, description = "No or an unknown API key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant for this key, or no such action", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 429, description = "The tenant's budget is spent", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 500, description = "The host stopped the call (a limit, a trap)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 502, description = "The API or the sign-in failed", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("apiKey" = []))
@@ -207,8 +222,9 @@ pub async fn get_job(
 pub async fn get_action(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     caller: Caller,
-    Path((tenant_name, action_id)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, Problem> {
+    let Path((tenant_name, action_id)) = path.map_err(path_problem)?;
     let tenant = tenant(&state, &caller, &tenant_name)?;
     let outcome = state.runtime.get_action(tenant, &action_id).await;
     action_response(outcome)
@@ -230,8 +246,12 @@ pub async fn get_action(
         (status = 400, description = "Invalid input: nothing was sent", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "No or an unknown API key", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant for this key, or no such action", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within 30 s", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "The API refused: the action is already being cancelled", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 429, description = "The tenant's budget is spent", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 500, description = "The host stopped the call (a limit, a trap)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 502, description = "The API or the sign-in failed", body = ProblemDetails, content_type = "application/problem+json"),
     ),
     security(("apiKey" = []))
@@ -338,22 +358,38 @@ fn job_response(job: Job, waited: bool) -> Response {
     response
 }
 
-/// Waits up to `wait` for a job this process runs; a job of another process, or a finished
-/// one, is read from the store as it is.
+/// Waits up to `wait` for a job to end: on its own end if this process runs it, by reading
+/// the store every half second if another does. A shutdown ends the wait at once.
 async fn wait_for(state: &State, job: Job, wait: Duration) -> Job {
-    let done = state
-        .running
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&job.id)
-        .map(|running| running.done.clone());
-    if let Some(mut done) = done {
-        let _ = tokio::time::timeout(wait, done.wait_for(|d| *d)).await;
+    let mut stopping = state.stopping.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut job = job;
+    while job.status == JobStatus::Running && tokio::time::Instant::now() < deadline {
+        let done = state
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&job.id)
+            .map(|running| running.done.clone());
+        let pause = async {
+            match done {
+                Some(mut done) => {
+                    let _ = done.wait_for(|d| *d).await;
+                }
+                None => tokio::time::sleep(STORE_POLL).await,
+            }
+        };
+        tokio::select! {
+            () = pause => {}
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = stopping.wait_for(|s| *s) => return job,
+        }
+        match state.store.get(&job.id).await {
+            Ok(Some(stored)) => job = runner::reconcile(state, stored),
+            _ => return job,
+        }
     }
-    match state.store.get(&job.id).await {
-        Ok(Some(stored)) => stored,
-        _ => job,
-    }
+    job
 }
 
 /// A MachineAction call's outcome as the answer: the API's JSON whole, or a problem.
@@ -437,28 +473,56 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<bytes:
     if declared.is_some_and(|length| length > max as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(_) => Err(Problem::invalid("body", "the body could not be read")),
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await;
+    match read {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(_)) => Err(Problem::invalid("body", "the body could not be read")),
+        Err(_) => Err(Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid-input",
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
     }
 }
 
-/// `bytes` as `T`, or a 400 naming the field serde names.
+/// `bytes` as `T`, or a 400 naming the field at fault (`wait.timeoutSeconds`,
+/// `machineIds[2]`, or the unknown field's own name).
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        let message = error.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.contains("field"))
-            .unwrap_or("body")
-            .to_owned();
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut reader);
+    if parsed.is_ok() {
+        reader.end().map_err(|e| {
+            Problem::invalid("body", format!("the body is not the operation's JSON: {e}"))
+        })?;
+    }
+    parsed.map_err(|error| {
+        let message = error.inner().to_string();
+        let at = error.path().to_string();
+        // The path names an unknown field itself; a missing one, its parent.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let top = matches!(at.as_str(), "." | "" | "?");
+        let field = match (missing, top) {
+            (Some(name), true) => name.to_owned(),
+            (Some(name), false) => format!("{at}.{name}"),
+            (None, true) => "body".to_owned(),
+            (None, false) => at,
+        };
         Problem::invalid(
             &field,
             format!("the body is not the operation's JSON: {message}"),
         )
     })
+}
+
+/// A path that is not one (bad UTF-8 in a segment, say), as a problem.
+fn path_problem(rejection: PathRejection) -> Problem {
+    Problem::invalid("path", rejection.body_text())
 }
 
 /// The component's request for a body.

@@ -8,6 +8,7 @@ use super::jobs::{Created, DeviceProgress, HostNotes, Idempotency, Job, JobStatu
 use super::problem::Problem;
 use crate::output::json::{error_json, outcomes_json};
 use axum::http::StatusCode;
+use defender_host::escape::escape;
 use defender_host::{FanOut, ProgressUpdate, QuarantineRequest, Tenant};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -43,6 +44,18 @@ pub async fn submit(
     request: QuarantineRequest,
     idempotency: Option<Idempotency>,
 ) -> Result<Submitted, Problem> {
+    let running = state
+        .running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len();
+    if running >= state.config.max_running {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("this process runs as many jobs as it may ({running}); try again later"),
+        ));
+    }
     let prepared = state
         .runtime
         .prepare(tenant, request.clone())
@@ -83,12 +96,19 @@ pub async fn submit(
         })?;
     match created {
         Created::New => {}
-        Created::Existing(existing) => return Ok(Submitted::Existing(*existing)),
+        Created::Existing(existing) => return Ok(Submitted::Existing(reconcile(state, *existing))),
         Created::Conflict => {
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "conflict",
-                "this Idempotency-Key was used with another request in the last 24 hours",
+                "this Idempotency-Key was used with another request while its job is kept",
+            ));
+        }
+        Created::Forgotten => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "this Idempotency-Key's job is no longer kept; a new key starts a new job",
             ));
         }
     }
@@ -107,8 +127,40 @@ pub async fn submit(
         );
     tracing::info!(job = %job.id, tenant = tenant_name, requested_by = %caller.name, "job started");
     metrics::gauge!("defender_serve_jobs_running").increment(1.0);
-    let task = run(state.clone(), tenant.clone(), request, snapshot, finished);
-    tokio::spawn(task);
+    let task = tokio::spawn(run(
+        state.clone(),
+        tenant.clone(),
+        request,
+        snapshot.clone(),
+        finished,
+    ));
+    let supervisor = state.clone();
+    tokio::spawn(async move {
+        // A job's task that panicked never recorded its end: record it failed, with what it saw.
+        if task.await.is_err() {
+            let job = {
+                let mut job = snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+                job.status = JobStatus::Failed;
+                job.finished_at_ms = Some(now_ms());
+                let problem = Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "host",
+                    "the job's task failed",
+                );
+                job.error = serde_json::to_value(&problem).ok();
+                job.clone()
+            };
+            tracing::error!(job = %job.id, "a job's task panicked");
+            metrics::gauge!("defender_serve_jobs_running").decrement(1.0);
+            audit(&supervisor, &job, "");
+            let _ = supervisor.store.update(&job).await;
+            supervisor
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&job.id);
+        }
+    });
     Ok(Submitted::Started(job))
 }
 
@@ -134,7 +186,7 @@ async fn run(
             () = tokio::time::sleep(PROGRESS_EVERY) => {
                 let current = snapshot.lock().unwrap_or_else(PoisonError::into_inner).clone();
                 if let Err(error) = state.store.update(&current).await {
-                    tracing::warn!(job = %current.id, %error, "could not store the job's progress");
+                    tracing::warn!(job = %current.id, error = %escape(&error.to_string()), "could not store the job's progress");
                 }
             }
         }
@@ -164,7 +216,7 @@ async fn run(
     };
     audit(&state, &job, &comment);
     if let Err(error) = state.store.update(&job).await {
-        tracing::error!(job = %job.id, %error, "could not store the job's outcome");
+        tracing::error!(job = %job.id, error = %escape(&error.to_string()), "could not store the job's outcome");
     }
     tracing::info!(job = %job.id, tenant = %job.tenant, status = ?job.status, "job ended");
     metrics::gauge!("defender_serve_jobs_running").decrement(1.0);
@@ -222,29 +274,125 @@ fn fail(job: &mut Job, problem: &Problem) {
     job.error = serde_json::to_value(problem).ok();
 }
 
-/// One audit record per device of a finished job.
-fn audit(state: &State, job: &Job, comment: &str) {
-    let Some(entries) = job.outcomes.as_ref().and_then(|o| o.as_array()) else {
-        return;
-    };
+/// One audit record per device of a finished job: from its outcomes, or, when it has none
+/// (the call failed, was interrupted or lost), from what its progress saw.
+pub fn audit(state: &State, job: &Job, comment: &str) {
     let now = now_ms();
-    for entry in entries {
-        let text = |pointer: &str| entry.pointer(pointer).and_then(|v| v.as_str());
-        let error_kind = text("/error/kind");
-        let outcome = error_kind.or(text("/action/status")).unwrap_or("unknown");
-        state.audit.write(&super::audit::Record {
+    let record = |machine_id: String,
+                  action_id: Option<String>,
+                  outcome: String,
+                  correlation_id: Option<String>| {
+        super::audit::Record {
             time_ms: now,
-            job_id: &job.id,
-            requested_by: &job.requested_by,
-            tenant: &job.tenant,
-            machine_id: text("/machineId").unwrap_or_default(),
-            sha1: &job.sha1,
-            comment,
-            action_id: text("/action/id"),
+            job_id: job.id.clone(),
+            requested_by: job.requested_by.clone(),
+            tenant: job.tenant.clone(),
+            machine_id,
+            sha1: job.sha1.clone(),
+            comment: comment.to_owned(),
+            action_id,
             outcome,
-            correlation_id: text("/error/target"),
-        });
+            correlation_id,
+        }
+    };
+    let records: Vec<_> = match job.outcomes.as_ref().and_then(|o| o.as_array()) {
+        Some(entries) => entries
+            .iter()
+            .map(|entry| {
+                let text = |pointer: &str| {
+                    entry
+                        .pointer(pointer)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                };
+                let outcome = text("/error/kind")
+                    .or(text("/action/status"))
+                    .unwrap_or_else(|| "unknown".into());
+                record(
+                    text("/machineId").unwrap_or_default(),
+                    text("/action/id"),
+                    outcome,
+                    text("/error/target"),
+                )
+            })
+            .collect(),
+        None => job
+            .progress
+            .iter()
+            .map(|device| {
+                let status = serde_json::to_value(job.status).ok();
+                let status = status
+                    .as_ref()
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("unknown");
+                let outcome = format!("{} (job {status})", device.status);
+                record(
+                    device.machine_id.clone(),
+                    device.action_id.clone(),
+                    outcome,
+                    None,
+                )
+            })
+            .collect(),
+    };
+    state.audit.write(records);
+}
+
+/// An audit record for a cancellation asked for through the service.
+pub fn audit_cancel(
+    state: &State,
+    caller: &Caller,
+    tenant: &str,
+    action_id: &str,
+    comment: &str,
+    outcome: &Result<
+        defender_host::Outcome<defender_host::MachineAction>,
+        defender_host::RuntimeError,
+    >,
+) {
+    let (machine_id, status, correlation_id) = match outcome {
+        Ok(outcome) => match &outcome.result {
+            Ok(action) => (
+                action.machine_id.clone().unwrap_or_default(),
+                action.status.as_api_str().to_owned(),
+                None,
+            ),
+            Err(error) => (
+                String::new(),
+                error.kind().to_owned(),
+                error.api().and_then(|a| a.target.clone()),
+            ),
+        },
+        Err(_) => (String::new(), "host".to_owned(), None),
+    };
+    state.audit.write(vec![super::audit::Record {
+        time_ms: now_ms(),
+        job_id: String::new(),
+        requested_by: caller.name.clone(),
+        tenant: tenant.to_owned(),
+        machine_id,
+        sha1: String::new(),
+        comment: comment.to_owned(),
+        action_id: Some(action_id.to_owned()),
+        outcome: format!("cancel: {status}"),
+        correlation_id,
+    }]);
+}
+
+/// `job` as this process knows it: a job it owns that shows `running` but that it does not
+/// run (its start failed after it was stored) is `lost`.
+pub fn reconcile(state: &State, mut job: Job) -> Job {
+    if job.status == JobStatus::Running && job.owner == state.instance {
+        let runs = state
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&job.id);
+        if !runs {
+            job.status = JobStatus::Lost;
+        }
     }
+    job
 }
 
 /// A job ID: 128 random bits in hex.

@@ -1,24 +1,15 @@
 //! TLS for `serve`, and optionally mutual TLS: a client must then present a certificate signed
-//! by one of the configured CAs before any HTTP is read. Handshakes run on tasks of their own,
-//! each bounded in time, so a client that stalls one cannot hold the listener.
+//! by one of the configured CAs before any HTTP is read. Each handshake runs on its
+//! connection's own task, bounded in time (`serve/mod.rs`), so a client that stalls one cannot
+//! hold the listener.
 
 use anyhow::{Context, Result};
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-
-/// The longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; past it, new connections wait to be accepted.
-const MAX_HANDSHAKES: usize = 1024;
 /// The largest PEM file read.
 const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
@@ -100,74 +91,4 @@ fn read(path: &Path) -> Result<Vec<u8>> {
         anyhow::bail!("{} is larger than {MAX_PEM_BYTES} bytes", path.display());
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// A listener whose connections have finished their TLS handshake.
-pub struct TlsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    accepting: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Accepts on `listener`, handshaking with `acceptor`.
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (done, ready) = mpsc::channel(MAX_HANDSHAKES);
-        let turns = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-        let accepting = tokio::spawn(async move {
-            loop {
-                let Ok(turn) = turns.clone().acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, done) = (acceptor.clone(), done.clone());
-                tokio::spawn(async move {
-                    let _turn = turn;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = done.send((tls, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake refused"),
-                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            local,
-            ready,
-            accepting,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accepting.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accepting task ended (it never does on its own): no connection will come.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

@@ -17,16 +17,24 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
 
 /// The script behind every decision. `KEYS[1]`: the API's grants (members unique, scored by
-/// Redis time in ms); `KEYS[2]`: the API's pause-until (ms). `ARGV[1]`: `acquire`, `peek` or
-/// `pause`; for `pause`, `ARGV[2]` is its length in ms; otherwise `ARGV[2..5]` are per-minute,
-/// per-hour, the minute's and the hour's spans in ms, `ARGV[6]` the new grant's member. Returns
-/// 0 (granted, or free now) or the ms until a permit could be granted.
+/// Redis time in ms); `KEYS[2]`: the API's pause-until (ms). `ARGV[1]`: `acquire`, `peek`,
+/// `pause` or `replay`; for `pause`, `ARGV[2]` is its length in ms; for `replay` (grants this
+/// host made alone while Redis was away), `ARGV[2]` is the hour's span, then pairs of a member
+/// and its age in ms; otherwise `ARGV[2..5]` are per-minute, per-hour, the minute's and the
+/// hour's spans in ms, `ARGV[6]` the new grant's member. Returns 0 (granted, or free now) or
+/// the ms until a permit could be granted.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[1] == 'replay' then
+  for i = 3, #ARGV, 2 do
+    redis.call('ZADD', KEYS[1], now - tonumber(ARGV[i + 1]), ARGV[i])
+  end
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  return 0
+end
 if ARGV[1] == 'pause' then
   local length = tonumber(ARGV[2])
   local current = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -61,12 +69,13 @@ end
 return 0
 ";
 
-/// The longest wait the script may answer: past an hour and its margin, the answer is not one
-/// the script gives, and the host decides locally instead.
-const MAX_WAIT_MS: i64 = 3_601_000;
+/// The longest wait the script may answer: a pause of a day (the most `max-retry-after-secs`
+/// allows) and an hour's window; past it, the answer is not one the script gives, and the
+/// host decides alone instead.
+const MAX_WAIT_MS: i64 = 90_000_000;
 
 /// How a [`RedisBudgets`] reaches Redis and what it does when Redis does not answer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisSettings {
     /// Redis's URL, `redis://[user:password@]host:port[/db]`. Never shown: it may hold a
     /// password.
@@ -79,6 +88,18 @@ pub struct RedisSettings {
     pub timeout: Duration,
     /// How long the host decides alone after Redis failed, before asking Redis again.
     pub recheck: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &"[redacted]")
+            .field("key", &self.key)
+            .field("fleet_size", &self.fleet_size)
+            .field("timeout", &self.timeout)
+            .field("recheck", &self.recheck)
+            .finish()
+    }
 }
 
 impl RedisSettings {
@@ -108,18 +129,32 @@ pub enum RedisError {
 /// Redis and key; see the module's documentation for what happens when Redis fails.
 pub struct RedisBudgets {
     client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    /// Made anew after a failure: a manager keeps its failed reconnection for the next call.
+    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
     script: redis::Script,
     budgets: [Budget; 5],
     spans: Spans,
     settings: RedisSettings,
     /// This host's share, used while Redis does not answer.
     fallback: ApiBudgets,
-    /// Until when the host decides alone (`None`: Redis is asked).
-    alone_until: Mutex<Option<Instant>>,
+    outage: Mutex<Outage>,
+    /// Per API, until when Redis said no: asked again only then, so a guest looping on a
+    /// denied permit cannot turn each try into a Redis call.
+    denied_until: Mutex<[Option<Instant>; 5]>,
     fallbacks: AtomicU64,
     /// Makes each grant's member unique across hosts: random, then counted.
     member: AtomicU64,
+}
+
+/// Redis's absence as this host sees it.
+#[derive(Default)]
+struct Outage {
+    /// Until when the host decides alone (`None`: Redis is asked).
+    until: Option<Instant>,
+    /// Whether this outage was logged (once an outage, however long).
+    logged: bool,
+    /// Per API, the grants made alone, to add to Redis's windows when it answers again.
+    owed: [Vec<Instant>; 5],
 }
 
 impl RedisBudgets {
@@ -170,13 +205,14 @@ impl RedisBudgets {
         let _ = getrandom::fill(&mut seed);
         Ok(Self {
             client,
-            connection: OnceCell::new(),
+            connection: tokio::sync::Mutex::new(None),
             script: redis::Script::new(SCRIPT),
             budgets,
             spans,
             settings,
             fallback,
-            alone_until: Mutex::new(None),
+            outage: Mutex::default(),
+            denied_until: Mutex::new([None; 5]),
             fallbacks: AtomicU64::new(0),
             member: AtomicU64::new(u64::from_le_bytes(seed)),
         })
@@ -189,95 +225,181 @@ impl RedisBudgets {
 
     /// Whether Redis is asked (`false` while the host decides alone after a failure).
     pub fn redis_in_use(&self) -> bool {
-        self.deciding_alone().is_none()
+        !self.deciding_alone()
     }
 
-    /// `Some` while the host decides alone.
-    fn deciding_alone(&self) -> Option<Instant> {
-        let mut until = self
-            .alone_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match *until {
-            Some(at) if Instant::now() < at => Some(at),
+    /// Whether the host decides alone now.
+    fn deciding_alone(&self) -> bool {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        match outage.until {
+            Some(at) if Instant::now() < at => true,
             Some(_) => {
-                *until = None;
-                None
+                outage.until = None;
+                false
             }
-            None => None,
+            None => false,
         }
+    }
+
+    /// The keys of `api`'s budget: one hash tag for both, so a Redis Cluster keeps them in one
+    /// slot, as a script needs.
+    fn keys(&self, api: Api) -> (String, String) {
+        let prefix = &self.settings.key;
+        (
+            format!("{{{prefix}}}:{api}"),
+            format!("{{{prefix}}}:{api}:paused"),
+        )
     }
 
     /// Runs the script for `api` with `args` after the mode, within the timeout: the answer in
-    /// ms, or why not.
+    /// ms, or why not (and the host decides alone for a while).
     async fn ask(&self, api: Api, mode: &str, args: &[u64]) -> Result<u64, String> {
-        if self.deciding_alone().is_some() {
+        if self.deciding_alone() {
             return Err(String::new());
         }
-        let timeout = self.settings.timeout;
-        let call = async {
-            let connection = self
-                .connection
-                .get_or_try_init(|| {
-                    let config = ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(timeout))
-                        .set_response_timeout(Some(timeout))
-                        .set_number_of_retries(1);
-                    ConnectionManager::new_with_config(self.client.clone(), config)
-                })
-                .await
-                .map_err(|e| describe(&e))?;
-            let mut connection = connection.clone();
-            let prefix = &self.settings.key;
-            let mut invocation = self.script.key(format!("{prefix}:{api}"));
-            invocation.key(format!("{prefix}:{api}:paused")).arg(mode);
-            for arg in args {
-                invocation.arg(*arg);
+        let answer =
+            match tokio::time::timeout(self.settings.timeout, self.run(api, mode, args)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(format!("no answer within {:?}", self.settings.timeout)),
+            };
+        match answer {
+            Ok(ms) => {
+                self.recovered(api).await;
+                Ok(ms)
             }
-            let value: redis::Value = invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(|e| describe(&e))?;
-            match value {
-                redis::Value::Int(ms) if (0..=MAX_WAIT_MS).contains(&ms) => {
-                    u64::try_from(ms).map_err(|_| "a negative wait".to_owned())
-                }
-                other => {
-                    let mut shown = format!("{other:?}");
-                    shown.truncate(shown.floor_char_boundary(64));
-                    Err(format!("an answer the script never gives: {shown}"))
-                }
+            Err(why) => {
+                *self.connection.lock().await = None;
+                Err(self.alone(why))
             }
-        };
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(ms)) => Ok(ms),
-            Ok(Err(why)) => Err(self.alone(why)),
-            Err(_) => Err(self.alone(format!("no answer within {timeout:?}"))),
         }
     }
 
-    /// Decides alone for a while, saying so once.
+    /// One script call.
+    async fn run(&self, api: Api, mode: &str, args: &[u64]) -> Result<u64, String> {
+        let mut connection = self.connection().await?;
+        let (grants, paused) = self.keys(api);
+        let mut invocation = self.script.key(grants);
+        invocation.key(paused).arg(mode);
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let value: redis::Value = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| describe(&e))?;
+        match value {
+            redis::Value::Int(ms) if (0..=MAX_WAIT_MS).contains(&ms) => {
+                u64::try_from(ms).map_err(|_| "a negative wait".to_owned())
+            }
+            redis::Value::Int(_) => {
+                Err("an answer the script never gives: a wait out of range".into())
+            }
+            _ => Err("an answer the script never gives: not an integer".into()),
+        }
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, String> {
+        let mut kept = self.connection.lock().await;
+        if let Some(connection) = kept.as_ref() {
+            return Ok(connection.clone());
+        }
+        let timeout = self.settings.timeout;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| describe(&e))?;
+        *kept = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Decides alone for a while, saying so once an outage.
     fn alone(&self, why: String) -> String {
-        let mut until = self
-            .alone_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if until.is_none() {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        if !outage.logged {
             tracing::warn!(
-                budget = %self.settings.key,
+                budget = %crate::escape::escape(&self.settings.key),
                 reason = %crate::escape::escape(&why),
                 "Redis did not answer: deciding from this host's share of the budget"
             );
+            outage.logged = true;
         }
-        *until = Some(Instant::now() + self.settings.recheck);
+        outage.until = Some(Instant::now() + self.settings.recheck);
         why
+    }
+
+    /// Redis answered for `api`: the outage is over; the grants made alone meanwhile join its
+    /// windows, so Redis does not grant them a second time.
+    async fn recovered(&self, api: Api) {
+        let owed = {
+            let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+            if outage.logged {
+                tracing::info!(budget = %crate::escape::escape(&self.settings.key), "Redis answers again");
+                outage.logged = false;
+            }
+            outage
+                .owed
+                .get_mut(api.index())
+                .map(std::mem::take)
+                .unwrap_or_default()
+        };
+        if owed.is_empty() {
+            return;
+        }
+        let mut args = vec![millis(self.spans.hour)];
+        for granted in &owed {
+            args.push(self.member.fetch_add(1, Ordering::Relaxed));
+            args.push(millis(granted.elapsed()));
+        }
+        let replayed =
+            tokio::time::timeout(self.settings.timeout, self.run(api, "replay", &args)).await;
+        if !matches!(replayed, Ok(Ok(_))) {
+            tracing::warn!(budget = %crate::escape::escape(&self.settings.key), %api, "the grants made while Redis was away could not be added to it");
+        }
     }
 
     /// Counts one decision made alone.
     fn counted_fallback(&self) {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("defender_budget_fallbacks_total", "budget" => self.settings.key.clone())
+        metrics::counter!("defender_budget_fallbacks_total", "budget" => crate::escape::escape(&self.settings.key))
             .increment(1);
+    }
+
+    /// A grant made alone, owed to Redis's windows (at most an hour's share is kept).
+    fn owe(&self, api: Api) {
+        let most = self.fallback.get(api).budget().per_hour as usize;
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(owed) = outage.owed.get_mut(api.index()) {
+            owed.retain(|granted| granted.elapsed() < self.spans.hour);
+            if owed.len() < most {
+                owed.push(Instant::now());
+            }
+        }
+    }
+
+    /// How long Redis said `api` must wait, if that time has not passed.
+    fn denied(&self, api: Api) -> Option<Duration> {
+        let denied = self
+            .denied_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let until = denied.get(api.index()).copied().flatten()?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// No permit for `api` before `wait` has passed (a later time already set stays).
+    fn deny(&self, api: Api, wait: Duration) {
+        let mut denied = self
+            .denied_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = denied.get_mut(api.index()) {
+            let until = Instant::now().checked_add(wait);
+            *slot = (*slot).max(until);
+        }
     }
 
     /// The script's arguments after the mode for `api`.
@@ -296,6 +418,9 @@ impl RedisBudgets {
 impl PermitSource for RedisBudgets {
     fn try_acquire(&self, api: Api) -> PermitFuture<'_, Result<(), Duration>> {
         Box::pin(async move {
+            if let Some(wait) = self.denied(api) {
+                return Err(wait);
+            }
             let member = self.member.fetch_add(1, Ordering::Relaxed);
             match self.ask(api, "acquire", &self.rule(api, member)).await {
                 Ok(0) => {
@@ -303,10 +428,18 @@ impl PermitSource for RedisBudgets {
                     self.fallback.get(api).record();
                     Ok(())
                 }
-                Ok(ms) => Err(Duration::from_millis(ms)),
+                Ok(ms) => {
+                    let wait = Duration::from_millis(ms);
+                    self.deny(api, wait);
+                    Err(wait)
+                }
                 Err(_) => {
                     self.counted_fallback();
-                    self.fallback.get(api).try_acquire()
+                    let granted = self.fallback.get(api).try_acquire();
+                    if granted.is_ok() {
+                        self.owe(api);
+                    }
+                    granted
                 }
             }
         })
@@ -314,9 +447,15 @@ impl PermitSource for RedisBudgets {
 
     fn available_in(&self, api: Api) -> PermitFuture<'_, Duration> {
         Box::pin(async move {
+            if let Some(wait) = self.denied(api) {
+                return wait;
+            }
             match self.ask(api, "peek", &self.rule(api, 0)).await {
                 Ok(ms) => Duration::from_millis(ms),
-                Err(_) => self.fallback.get(api).available_in(),
+                Err(_) => {
+                    self.counted_fallback();
+                    self.fallback.get(api).available_in()
+                }
             }
         })
     }
@@ -325,6 +464,7 @@ impl PermitSource for RedisBudgets {
         Box::pin(async move {
             // Paused here too: if Redis fails next, this host still honours the 429.
             self.fallback.get(api).pause(duration);
+            self.deny(api, duration);
             let _ = self.ask(api, "pause", &[millis(duration)]).await;
         })
     }

@@ -142,7 +142,8 @@ impl RuntimeBuilder {
     }
 
     fn config(&self) -> Config {
-        let slots = u32::try_from(self.max_in_flight).unwrap_or(u32::MAX);
+        let slots = u32::try_from(self.max_in_flight.saturating_add(super::CHECK_SLOTS))
+            .unwrap_or(u32::MAX);
         let instances = u32::try_from(self.limits.instances).unwrap_or(u32::MAX);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)

@@ -201,6 +201,7 @@ impl Runtime {
             wait: Duration::from_millis(wait.timeout_ms),
             devices: u32::try_from(outcomes.len()).unwrap_or(u32::MAX),
             comment_bytes: comment.len(),
+            checks_only: false,
         };
         let sent = outcomes.clone();
         let waited = self
@@ -268,6 +269,7 @@ impl Runtime {
                 .map_or(Duration::ZERO, |w| Duration::from_millis(w.timeout_ms)),
             devices,
             comment_bytes: request.comment.len(),
+            checks_only: false,
         };
         self.run(
             tenant,

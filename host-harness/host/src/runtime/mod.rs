@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// reserved address space.
 pub const MAX_IN_FLIGHT: usize = 10_000;
 
+/// The pool's slots kept for `prepare` beside `max_in_flight`.
+pub(crate) const CHECK_SLOTS: usize = 16;
+
 /// A failure of the host or the sandbox, as opposed to the action's own [`ActionError`].
 #[derive(Debug, Error)]
 pub enum RuntimeError {
@@ -96,6 +99,9 @@ struct Shared {
     pre: DefenderPre<Invocation>,
     limits: Limits,
     in_flight: Semaphore,
+    /// Slots of their own for `prepare`, which sends nothing: a request is checked even while
+    /// every other slot (and the tenant's every turn) is held by calls that wait for hours.
+    checks: Semaphore,
     pool: ConnectionPool,
     source: Source,
     cache_warning: Option<String>,
@@ -130,6 +136,7 @@ impl Runtime {
             pre,
             limits,
             in_flight: Semaphore::new(max_in_flight),
+            checks: Semaphore::new(CHECK_SLOTS),
             pool,
             source,
             cache_warning,
@@ -192,7 +199,7 @@ impl Runtime {
         self.run(
             tenant,
             "prepare",
-            Sizing::default(),
+            Sizing::checks(),
             None,
             move |guest, store| {
                 Box::pin(async move {
@@ -322,16 +329,20 @@ impl Runtime {
         // for the tenant's budget (or a 429's pause), up to half the wall clock in all: an
         // invocation that would only sleep on a denied permit does that before it takes a
         // slot. One that would wait longer goes in and is told at once that it cannot.
-        let _tenant_turn = tenant.invocation_turn().await;
-        let waiting_since = tokio::time::Instant::now();
-        while let Some(api) = sizing.first {
-            let wait = tenant.budgets.available_in(api).await;
-            if wait.is_zero() || waiting_since.elapsed().saturating_add(wait) > wall_clock / 2 {
-                break;
+        let (_tenant_turn, _turn) = if sizing.checks_only {
+            (None, self.shared.checks.acquire().await.ok())
+        } else {
+            let tenant_turn = tenant.invocation_turn().await;
+            let waiting_since = tokio::time::Instant::now();
+            while let Some(api) = sizing.first {
+                let wait = tenant.budgets.available_in(api).await;
+                if wait.is_zero() || waiting_since.elapsed().saturating_add(wait) > wall_clock / 2 {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
             }
-            tokio::time::sleep(wait).await;
-        }
-        let _turn = self.shared.in_flight.acquire().await.ok();
+            (tenant_turn, self.shared.in_flight.acquire().await.ok())
+        };
         let mut store = self.store(tenant, &limits, progress)?;
         store.data_mut().cpu.set_deadline(wall_clock);
         let polls = store.data().polls.clone();

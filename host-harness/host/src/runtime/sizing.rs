@@ -37,9 +37,19 @@ pub(crate) struct Sizing {
     pub devices: u32,
     /// The comment's length: each device's outcome holds it twice (typed and in `raw`).
     pub comment_bytes: usize,
+    /// A call that only checks (`prepare`): it takes a slot of its own, not the tenant's turn.
+    pub checks_only: bool,
 }
 
 impl Sizing {
+    /// A call that only checks its input.
+    pub fn checks() -> Self {
+        Self {
+            checks_only: true,
+            ..Self::default()
+        }
+    }
+
     /// A call for one action that begins with `api`.
     pub fn starting_with(api: Api) -> Self {
         Self {
@@ -102,6 +112,7 @@ mod tests {
             wait: Duration::from_secs(300),
             devices: 1000,
             comment_bytes: 100,
+            checks_only: false,
         };
         let grown = sizing.grow(limits);
         assert_eq!(
@@ -128,6 +139,7 @@ mod tests {
             wait: Duration::MAX,
             devices: u32::MAX,
             comment_bytes: usize::MAX,
+            checks_only: false,
         };
         let grown = sizing.grow(Limits::default());
         assert_eq!(grown.wall_clock, Duration::MAX);

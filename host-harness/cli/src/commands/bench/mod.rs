@@ -2,8 +2,13 @@
 //! the same simulator, in one run; plus instantiation, cold start, size and memory. Every number
 //! is measured here, none estimated.
 
+mod child;
+mod fleet;
+mod http;
 mod native;
 mod outbreak;
+mod scratch;
+mod serve;
 
 use crate::Console;
 use crate::args::{BenchArgs, BenchScenario};
@@ -49,8 +54,11 @@ struct Report {
 /// Runs `bench` as its options say: the measurements, or (for measurement only) readying the
 /// runtime from a cache in this new process.
 pub async fn run(args: BenchArgs, console: &mut Console<'_>) -> Result<ExitCode> {
-    if let Some(BenchScenario::Outbreak(outbreak)) = args.scenario {
-        return outbreak::run(outbreak, console).await;
+    match args.scenario {
+        Some(BenchScenario::Outbreak(outbreak)) => return outbreak::run(outbreak, console).await,
+        Some(BenchScenario::Serve(serve)) => return serve::run(serve, console).await,
+        Some(BenchScenario::Fleet(fleet)) => return fleet::run(fleet, console).await,
+        None => {}
     }
     if let Some(cache_dir) = &args.ready {
         writeln!(console.out, "{}", ready(cache_dir)?)?;

@@ -5,6 +5,7 @@
 //! tenants file that gives the host the same budget. Reported: the wall time, the calls each API
 //! answered, the 429s, and the ratio to what the API's limit allows at best.
 
+use super::scratch::{scratch_dir, write_private};
 use crate::Console;
 use crate::args::OutbreakArgs;
 use anyhow::{Context, Result, ensure};
@@ -12,8 +13,6 @@ use defender_simulator::example::SHA1;
 use defender_simulator::{Progression, RateLimit, Simulator};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,7 +63,7 @@ pub async fn run(args: OutbreakArgs, console: &mut Console<'_>) -> Result<ExitCo
     simulator.file_seen_on(SHA1, &named);
 
     let lower_bound = lower_bound(args.devices, args.per_minute, args.settle);
-    let dir = scratch_dir()?;
+    let dir = scratch_dir("outbreak")?;
     let tenants = dir.join("tenants.toml");
     write_private(&tenants, &tenants_file(&simulator.base_url(), &args))?;
     let timeout = lower_bound.as_secs().saturating_mul(3).saturating_add(120);
@@ -125,26 +124,6 @@ fn tenants_file(base_url: &str, args: &OutbreakArgs) -> String {
          [tenant.budget]\nper-minute = {}\n",
         args.per_minute
     )
-}
-
-/// A directory of this run's own, readable by this user only.
-fn scratch_dir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("host-harness-outbreak-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(&dir)?;
-    Ok(dir)
-}
-
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 fn table(report: &Report) -> String {

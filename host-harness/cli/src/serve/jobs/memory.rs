@@ -12,6 +12,9 @@ pub struct MemoryJobs {
     state: Mutex<State>,
 }
 
+/// Jobs by ID, each with when it was created or ended (a running job never expires), and the
+/// idempotency keys, each for the time to live even when its job made room for another: a
+/// retry then learns its job is gone rather than acting twice.
 #[derive(Default)]
 struct State {
     jobs: HashMap<String, (Job, Instant)>,
@@ -36,7 +39,15 @@ impl MemoryJobs {
     ) -> Result<Created, StoreError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let ttl = self.ttl;
-        state.jobs.retain(|_, (_, at)| at.elapsed() < ttl);
+        let expired: Vec<String> = state
+            .jobs
+            .iter()
+            .filter(|(_, (job, at))| job.status != JobStatus::Running && at.elapsed() >= ttl)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            state.jobs.remove(&id);
+        }
         state.keys.retain(|_, (_, _, at)| at.elapsed() < ttl);
         if let Some(idem) = idempotency {
             let slot = (idem.caller.clone(), idem.key.clone());
@@ -44,9 +55,10 @@ impl MemoryJobs {
                 if *hash != idem.request_sha256 {
                     return Ok(Created::Conflict);
                 }
-                if let Some((existing, _)) = state.jobs.get(id) {
-                    return Ok(Created::Existing(Box::new(existing.clone())));
-                }
+                return Ok(match state.jobs.get(id) {
+                    Some((existing, _)) => Created::Existing(Box::new(existing.clone())),
+                    None => Created::Forgotten,
+                });
             }
         }
         if state.jobs.len() >= self.max {
@@ -58,9 +70,7 @@ impl MemoryJobs {
                 .min_by_key(|(_, (_, at))| *at)
                 .map(|(id, _)| id.clone());
             match oldest {
-                Some(id) => {
-                    state.jobs.remove(&id);
-                }
+                Some(id) => drop(state.jobs.remove(&id)),
                 None => return Err(StoreError::Full(self.max)),
             }
         }
@@ -69,6 +79,17 @@ impl MemoryJobs {
             .insert(job.id.clone(), (job.clone(), Instant::now()));
         if let Some(idem) = idempotency {
             let slot = (idem.caller.clone(), idem.key.clone());
+            // Keys are bounded too: past ten for each job kept, the oldest goes.
+            if state.keys.len() >= self.max.saturating_mul(10) {
+                let oldest = state
+                    .keys
+                    .iter()
+                    .min_by_key(|(_, (_, _, at))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    state.keys.remove(&oldest);
+                }
+            }
             let entry = (idem.request_sha256.clone(), job.id.clone(), Instant::now());
             state.keys.insert(slot, entry);
         }
@@ -90,14 +111,18 @@ impl JobStore for MemoryJobs {
         let found = state
             .jobs
             .get(id)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(job, at)| job.status == JobStatus::Running || at.elapsed() < self.ttl)
             .map(|(job, _)| job.clone());
         Box::pin(std::future::ready(Ok(found)))
     }
 
     fn update<'a>(&'a self, job: &'a Job) -> StoreFuture<'a, ()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((kept, _)) = state.jobs.get_mut(&job.id) {
+        if let Some((kept, at)) = state.jobs.get_mut(&job.id) {
+            // A job's time to live runs from its end.
+            if kept.status == JobStatus::Running && job.status != JobStatus::Running {
+                *at = Instant::now();
+            }
             *kept = job.clone();
         }
         Box::pin(std::future::ready(Ok(())))
@@ -184,14 +209,35 @@ mod tests {
     }
 
     #[test]
-    fn jobs_expire() {
-        let store = MemoryJobs::new(2, Duration::from_millis(1));
+    fn a_key_whose_job_made_room_gives_no_new_job() {
+        let store = MemoryJobs::new(1, Duration::from_secs(60));
+        store
+            .create_now(&job("keyed", JobStatus::Succeeded), Some(&key("h")))
+            .unwrap();
+        store
+            .create_now(&job("next", JobStatus::Succeeded), None)
+            .unwrap();
+        let again = store.create_now(&job("again", JobStatus::Running), Some(&key("h")));
+        assert!(matches!(again, Ok(Created::Forgotten)), "{again:?}");
+    }
+
+    #[test]
+    fn finished_jobs_expire_running_ones_never() {
+        let store = MemoryJobs::new(3, Duration::from_millis(1));
         store
             .create_now(&job("a", JobStatus::Succeeded), None)
             .unwrap();
+        store
+            .create_now(&job("b", JobStatus::Running), None)
+            .unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        let found = futures_ready(store.get("a"));
-        assert!(found.is_none());
+        assert!(futures_ready(store.get("a")).is_none());
+        assert!(futures_ready(store.get("b")).is_some());
+        // Its time to live runs from its end.
+        futures_ready(store.update(&job("b", JobStatus::Succeeded)));
+        assert!(futures_ready(store.get("b")).is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(futures_ready(store.get("b")).is_none());
     }
 
     fn futures_ready<T>(future: StoreFuture<'_, T>) -> T {

@@ -112,6 +112,8 @@ pub enum Created {
     Existing(Box<Job>),
     /// The idempotency key was used for another request.
     Conflict,
+    /// The idempotency key's job is no longer kept: starting anew could act twice.
+    Forgotten,
 }
 
 /// Why a store could not answer.
