@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 /// One audit record.
 #[derive(Debug, Serialize)]
@@ -33,9 +33,10 @@ pub struct Record {
     pub correlation_id: Option<String>,
 }
 
-/// Where audit records go.
+/// Where audit records go: a thread of its own writes them, so a slow disk or a full pipe
+/// never holds the service's workers.
 pub struct AuditLog {
-    out: Arc<Mutex<Box<dyn Write + Send>>>,
+    lines: Mutex<std::sync::mpsc::Sender<String>>,
 }
 
 impl AuditLog {
@@ -51,13 +52,17 @@ impl AuditLog {
             }
             None => Box::new(std::io::stdout()),
         };
+        let (lines, written) = std::sync::mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || write_all(out, &written))?;
         Ok(Self {
-            out: Arc::new(Mutex::new(out)),
+            lines: Mutex::new(lines),
         })
     }
 
-    /// Writes `records`, a line each, on a blocking thread (a slow disk or a full pipe never
-    /// holds the service's workers); a failure is logged, never fatal to the job.
+    /// Writes `records`, a line each, on the writer's thread; a failure is logged, never fatal
+    /// to the job.
     pub fn write(&self, records: Vec<Record>) {
         if records.is_empty() {
             return;
@@ -72,16 +77,22 @@ impl AuditLog {
                 }
             }
         }
-        let out = self.out.clone();
-        let write = move || {
-            let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                tracing::error!(%error, "audit records could not be written");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(write)),
-            Err(_) => write(),
+        let sent = self
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(text);
+        if sent.is_err() {
+            tracing::error!("the audit writer has stopped: records are lost");
+        }
+    }
+}
+
+/// Writes each batch of lines as it comes, until the log is dropped.
+fn write_all(mut out: Box<dyn Write + Send>, lines: &std::sync::mpsc::Receiver<String>) {
+    while let Ok(text) = lines.recv() {
+        if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            tracing::error!(%error, "audit records could not be written");
         }
     }
 }

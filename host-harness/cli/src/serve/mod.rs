@@ -75,13 +75,14 @@ impl Service {
                 config.job_ttl,
             )),
             JobsBackend::Redis(url) => {
-                let store = Arc::new(jobs::redis::RedisJobs::new(
+                let redis = Arc::new(jobs::redis::RedisJobs::new(
                     url,
                     config.job_ttl,
                     instance.clone(),
                 )?);
-                heartbeat = Some(store.beat());
-                store
+                heartbeat = Some(redis.beat());
+                let local = jobs::memory::MemoryJobs::new(config.max_jobs, config.job_ttl);
+                Arc::new(jobs::resilient::ResilientJobs::new(redis, local))
             }
         };
         let audit = audit::AuditLog::open(config.audit_file.as_deref())

@@ -376,6 +376,8 @@ async fn wait_for(state: &State, job: Job, wait: Duration) -> Job {
                 Some(mut done) => {
                     let _ = done.wait_for(|d| *d).await;
                 }
+                // Not (or no longer) run here: read the store now, then every half second.
+                None if job.owner == state.instance => {}
                 None => tokio::time::sleep(STORE_POLL).await,
             }
         };

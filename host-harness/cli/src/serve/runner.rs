@@ -127,17 +127,17 @@ pub async fn submit(
         );
     tracing::info!(job = %job.id, tenant = tenant_name, requested_by = %caller.name, "job started");
     metrics::gauge!("defender_serve_jobs_running").increment(1.0);
-    let task = tokio::spawn(run(
+    let supervisor = state.clone();
+    let task = run(
         state.clone(),
         tenant.clone(),
         request,
         snapshot.clone(),
         finished,
-    ));
-    let supervisor = state.clone();
+    );
     tokio::spawn(async move {
-        // A job's task that panicked never recorded its end: record it failed, with what it saw.
-        if task.await.is_err() {
+        // A job whose task panicked never recorded its end: record it failed, with what it saw.
+        if Caught(Box::pin(task)).await.is_err() {
             let job = {
                 let mut job = snapshot.lock().unwrap_or_else(PoisonError::into_inner);
                 job.status = JobStatus::Failed;
@@ -406,4 +406,23 @@ fn new_id() -> String {
         bytes[8..].copy_from_slice(&n.to_le_bytes());
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A future whose panic is caught and given as `Err`, so a job's own task records it.
+struct Caught<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for Caught<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(value)) => std::task::Poll::Ready(Ok(value)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
 }

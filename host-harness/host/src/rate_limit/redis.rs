@@ -138,6 +138,9 @@ pub struct RedisBudgets {
     /// This host's share, used while Redis does not answer.
     fallback: ApiBudgets,
     outage: Mutex<Outage>,
+    /// Held while the grants made alone are added to Redis: no decision is asked of Redis
+    /// before they are in its windows.
+    replaying: tokio::sync::Mutex<()>,
     /// Per API, until when Redis said no: asked again only then, so a guest looping on a
     /// denied permit cannot turn each try into a Redis call.
     denied_until: Mutex<[Option<Instant>; 5]>,
@@ -155,6 +158,9 @@ struct Outage {
     logged: bool,
     /// Per API, the grants made alone, to add to Redis's windows when it answers again.
     owed: [Vec<Instant>; 5],
+    /// For a minute after an outage, a grant needs this host's share too: the other hosts'
+    /// grants made alone reach Redis only when each of them asks it again.
+    cautious_until: Option<Instant>,
 }
 
 impl RedisBudgets {
@@ -212,6 +218,7 @@ impl RedisBudgets {
             settings,
             fallback,
             outage: Mutex::default(),
+            replaying: tokio::sync::Mutex::new(()),
             denied_until: Mutex::new([None; 5]),
             fallbacks: AtomicU64::new(0),
             member: AtomicU64::new(u64::from_le_bytes(seed)),
@@ -256,6 +263,10 @@ impl RedisBudgets {
     async fn ask(&self, api: Api, mode: &str, args: &[u64]) -> Result<u64, String> {
         if self.deciding_alone() {
             return Err(String::new());
+        }
+        if let Err(why) = self.repay(api).await {
+            *self.connection.lock().await = None;
+            return Err(self.alone(why));
         }
         let answer =
             match tokio::time::timeout(self.settings.timeout, self.run(api, mode, args)).await {
@@ -330,15 +341,33 @@ impl RedisBudgets {
         why
     }
 
-    /// Redis answered for `api`: the outage is over; the grants made alone meanwhile join its
-    /// windows, so Redis does not grant them a second time.
-    async fn recovered(&self, api: Api) {
+    /// Redis answered: an outage is over, said once, and for a minute grants need this host's
+    /// share too.
+    async fn recovered(&self, _api: Api) {
+        let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        if outage.logged {
+            tracing::info!(budget = %crate::escape::escape(&self.settings.key), "Redis answers again");
+            outage.logged = false;
+            outage.cautious_until = Instant::now().checked_add(self.spans.minute);
+        }
+    }
+
+    /// Adds the grants made alone for `api` to Redis's windows before anything else is asked
+    /// of it, so Redis does not grant them a second time.
+    async fn repay(&self, api: Api) -> Result<(), String> {
+        let owes = |this: &Self| {
+            let outage = this.outage.lock().unwrap_or_else(PoisonError::into_inner);
+            outage
+                .owed
+                .get(api.index())
+                .is_some_and(|owed| !owed.is_empty())
+        };
+        if !owes(self) {
+            return Ok(());
+        }
+        let _turn = self.replaying.lock().await;
         let owed = {
             let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
-            if outage.logged {
-                tracing::info!(budget = %crate::escape::escape(&self.settings.key), "Redis answers again");
-                outage.logged = false;
-            }
             outage
                 .owed
                 .get_mut(api.index())
@@ -346,7 +375,7 @@ impl RedisBudgets {
                 .unwrap_or_default()
         };
         if owed.is_empty() {
-            return;
+            return Ok(());
         }
         let mut args = vec![millis(self.spans.hour)];
         for granted in &owed {
@@ -355,9 +384,30 @@ impl RedisBudgets {
         }
         let replayed =
             tokio::time::timeout(self.settings.timeout, self.run(api, "replay", &args)).await;
-        if !matches!(replayed, Ok(Ok(_))) {
-            tracing::warn!(budget = %crate::escape::escape(&self.settings.key), %api, "the grants made while Redis was away could not be added to it");
+        match replayed {
+            Ok(Ok(_)) => Ok(()),
+            failed => {
+                // Still owed: put them back for the next time Redis answers.
+                let mut outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(slot) = outage.owed.get_mut(api.index()) {
+                    slot.extend(owed);
+                }
+                Err(match failed {
+                    Ok(Err(why)) => why,
+                    _ => format!("no answer within {:?}", self.settings.timeout),
+                })
+            }
         }
+    }
+
+    /// Whether grants still need this host's share too: during an outage (when Redis is asked
+    /// again) and for a minute after it.
+    fn cautious(&self) -> bool {
+        let outage = self.outage.lock().unwrap_or_else(PoisonError::into_inner);
+        outage.logged
+            || outage
+                .cautious_until
+                .is_some_and(|until| Instant::now() < until)
     }
 
     /// Counts one decision made alone.
@@ -421,8 +471,24 @@ impl PermitSource for RedisBudgets {
             if let Some(wait) = self.denied(api) {
                 return Err(wait);
             }
+            // Just after an outage, this host's share is asked first: a grant it would refuse
+            // is not taken from Redis.
+            let cautious = self.cautious();
+            if cautious {
+                let wait = self.fallback.get(api).available_in();
+                if !wait.is_zero() {
+                    // Redis is still told what was granted alone, if it answers.
+                    let told = !self.deciding_alone()
+                        && self.ask(api, "peek", &self.rule(api, 0)).await.is_ok();
+                    if !told {
+                        self.counted_fallback();
+                    }
+                    return Err(wait);
+                }
+            }
             let member = self.member.fetch_add(1, Ordering::Relaxed);
             match self.ask(api, "acquire", &self.rule(api, member)).await {
+                Ok(0) if cautious => self.fallback.get(api).try_acquire(),
                 Ok(0) => {
                     // This host's own spending, should it have to decide alone later.
                     self.fallback.get(api).record();

@@ -256,10 +256,16 @@ mod redis {
         assert!(!host.redis_in_use());
         server.resume();
         tokio::time::sleep(Duration::from_millis(350)).await;
-        // Redis again, holding its two and the one granted alone: six more, none alone.
-        assert_eq!(drain(&host, Api::CreateAction).await.0, 6);
-        assert_eq!(host.fallbacks(), 2);
+        // Redis again, and for a minute this host's share too: it spent its three.
+        let (none, _) = drain(&host, Api::CreateAction).await;
+        assert_eq!((none, host.fallbacks()), (0, 2), "no decision made alone");
         assert!(host.redis_in_use());
+        // Redis holds its two and the one granted alone: another host gets the six left.
+        let mut settings = RedisSettings::new(server.url(), "outage");
+        settings.timeout = Duration::from_secs(2);
+        let other =
+            super::super::RedisBudgets::over(settings, Budget::new(9, 100), &[], spans).unwrap();
+        assert_eq!(drain(&other, Api::CreateAction).await.0, 6);
     }
 
     #[tokio::test]

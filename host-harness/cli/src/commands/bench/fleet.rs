@@ -45,6 +45,7 @@ struct Report {
     granted_ratio: f64,
     created_total: u64,
     api_429s: u64,
+    api_429s_at_secs: Vec<f64>,
     jobs_succeeded: f64,
     jobs_failed: f64,
     redis_killed_at_secs: Option<u64>,
@@ -198,6 +199,11 @@ pub async fn run(args: FleetArgs, console: &mut Console<'_>) -> Result<ExitCode>
         granted_ratio: created_in_window as f64 / budget_in_window as f64,
         created_total,
         api_429s,
+        api_429s_at_secs: created
+            .iter()
+            .filter(|(_, status)| *status == 429)
+            .map(|(at, _)| (at.as_secs_f64() * 10.0).round() / 10.0)
+            .collect(),
         jobs_succeeded: totals.succeeded,
         jobs_failed: totals.failed,
         redis_killed_at_secs: args.kill_redis_at,
@@ -347,12 +353,13 @@ fn sha256_hex(key: &str) -> String {
 fn table(report: &Report) -> String {
     let r = report;
     let kill = match (r.redis_killed_at_secs, r.redis_down_secs) {
-        (Some(at), Some(down)) => format!(
-            "Redis killed at {at} s for {down} s: {} fallbacks counted\n",
-            r.fallbacks
-        ),
+        (Some(at), Some(down)) => format!("Redis killed at {at} s for {down} s; "),
         _ => String::new(),
     };
+    let kill = format!(
+        "{kill}decisions made alone (fallbacks): {}; creations answered 429 at {:?} s\n",
+        r.fallbacks, r.api_429s_at_secs
+    );
     format!(
         "fleet: {} serve processes, {} s of load at {} creations a minute ({} requests, {} accepted, {} failed)\n\
          created within the load: {} of the {} the budget allows ({:.1} %); {} in all\n\

@@ -42,6 +42,8 @@ struct Report {
     serve_median_us: f64,
     serve_p99_us: f64,
     overhead_median_us: f64,
+    prepare_median_us: f64,
+    http_floor_median_us: f64,
     jobs: usize,
     jobs_accepted: usize,
     jobs_running: f64,
@@ -58,9 +60,11 @@ pub async fn run(args: ServeBenchArgs, console: &mut Console<'_>) -> Result<Exit
     );
     let simulator = Simulator::start(0, Some(TOKEN)).await?;
     simulator.set_rate_limit(None);
-    let (direct, served) = overhead(&simulator, args.requests).await?;
-    let (direct_median_us, direct_p99_us) = percentiles(direct);
-    let (serve_median_us, serve_p99_us) = percentiles(served);
+    let measured = overhead(&simulator, args.requests).await?;
+    let (direct_median_us, direct_p99_us) = percentiles(measured.direct);
+    let (serve_median_us, serve_p99_us) = percentiles(measured.served);
+    let (prepare_median_us, _) = percentiles(measured.prepare);
+    let (http_floor_median_us, _) = percentiles(measured.healthz);
     simulator.set_progression(Progression::StayPending);
     let held = memory(&simulator, args.jobs).await?;
     let report = Report {
@@ -70,6 +74,8 @@ pub async fn run(args: ServeBenchArgs, console: &mut Console<'_>) -> Result<Exit
         serve_median_us,
         serve_p99_us,
         overhead_median_us: serve_median_us - direct_median_us,
+        prepare_median_us,
+        http_floor_median_us,
         jobs: args.jobs,
         jobs_accepted: held.accepted,
         jobs_running: held.running,
@@ -79,11 +85,21 @@ pub async fn run(args: ServeBenchArgs, console: &mut Console<'_>) -> Result<Exit
     print_report(&report, args.json, table, console)
 }
 
-/// The one-device quarantine's latencies, direct and through `serve`, `requests` of each.
-async fn overhead(
-    simulator: &Simulator,
-    requests: usize,
-) -> Result<(Vec<Duration>, Vec<Duration>)> {
+/// Latencies, `requests` of each.
+struct Overhead {
+    /// The one-device quarantine, called directly.
+    direct: Vec<Duration>,
+    /// The same through `serve`.
+    served: Vec<Duration>,
+    /// `Runtime::prepare` of the same request, which `serve` runs first.
+    prepare: Vec<Duration>,
+    /// `GET /healthz`: the HTTP round trip alone.
+    healthz: Vec<Duration>,
+}
+
+/// The one-device quarantine's latencies, direct and through `serve`, and the parts of the
+/// difference that can be measured alone.
+async fn overhead(simulator: &Simulator, requests: usize) -> Result<Overhead> {
     let runtime = Runtime::builder().build(COMPONENT)?;
     let tenant = Tenant::new(
         ApiOrigin::parse(&simulator.base_url())?,
@@ -98,10 +114,8 @@ async fn overhead(
         ..ServeConfig::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!(
-        "http://{}/v1/tenants/bench/quarantine?wait=true",
-        listener.local_addr()?
-    );
+    let base = format!("http://{}", listener.local_addr()?);
+    let url = format!("{base}/v1/tenants/bench/quarantine?wait=true");
     let service = Service::new(
         config,
         runtime.clone(),
@@ -153,18 +167,41 @@ async fn overhead(
         serve_call().await?;
     }
     // Interleaved, so both see the same machine and the same simulator state.
-    let (mut direct, mut served) = (Vec::with_capacity(requests), Vec::with_capacity(requests));
+    let mut measured = Overhead {
+        direct: Vec::with_capacity(requests),
+        served: Vec::with_capacity(requests),
+        prepare: Vec::with_capacity(requests),
+        healthz: Vec::with_capacity(requests),
+    };
+    let healthz = format!("{base}/healthz");
     for _ in 0..requests {
         let started = Instant::now();
         direct_call().await?;
-        direct.push(started.elapsed());
+        measured.direct.push(started.elapsed());
         let started = Instant::now();
         serve_call().await?;
-        served.push(started.elapsed());
+        measured.served.push(started.elapsed());
+        let request = QuarantineRequest {
+            targets: Targets::Machines(vec![machines.next()]),
+            file: defender_host::File::Sha1(SHA1.to_owned()),
+            comment: "serve benchmark".to_owned(),
+            wait: None,
+            max_machines: None,
+        };
+        let started = Instant::now();
+        runtime
+            .prepare(&tenant, request)
+            .await?
+            .result
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        measured.prepare.push(started.elapsed());
+        let started = Instant::now();
+        client.text(&healthz).await?;
+        measured.healthz.push(started.elapsed());
     }
     let _ = stop.send(());
     serving.await??;
-    Ok((direct, served))
+    Ok(measured)
 }
 
 /// What a `serve` process holding many jobs measured.
@@ -278,6 +315,8 @@ fn table(report: &Report) -> String {
          {:<34}{:>12.1}{:>12.1}\n\
          {:<34}{:>12.1}{:>12.1}\n\
          {:<34}{:>12.1}\n\
+         {:<34}{:>12.1}\n\
+         {:<34}{:>12.1}\n\
          serve holding {} jobs ({} accepted, {} running): RSS {:.1} MiB, peak {:.1} MiB\n",
         r.requests,
         "",
@@ -291,6 +330,10 @@ fn table(report: &Report) -> String {
         r.serve_p99_us,
         "serve's overhead (median)",
         r.overhead_median_us,
+        "  of which prepare (median)",
+        r.prepare_median_us,
+        "  HTTP round trip alone (median)",
+        r.http_floor_median_us,
         r.jobs,
         r.jobs_accepted,
         r.jobs_running,

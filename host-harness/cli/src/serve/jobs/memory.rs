@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// How often expired jobs and keys are dropped at most.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Jobs and idempotency keys in memory.
 pub struct MemoryJobs {
     max: usize,
@@ -17,6 +20,9 @@ pub struct MemoryJobs {
 /// retry then learns its job is gone rather than acting twice.
 #[derive(Default)]
 struct State {
+    /// When expired jobs and keys were last dropped: a sweep looks at every one, so it runs
+    /// at most once a second, not on every job.
+    swept: Option<Instant>,
     jobs: HashMap<String, (Job, Instant)>,
     /// (caller, key) → (request hash, job ID, when).
     keys: HashMap<(String, String), (String, String, Instant)>,
@@ -39,16 +45,19 @@ impl MemoryJobs {
     ) -> Result<Created, StoreError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let ttl = self.ttl;
-        let expired: Vec<String> = state
-            .jobs
-            .iter()
-            .filter(|(_, (job, at))| job.status != JobStatus::Running && at.elapsed() >= ttl)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in expired {
-            state.jobs.remove(&id);
+        let now = Instant::now();
+        let due = state
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY.min(ttl));
+        if due || state.jobs.len() >= self.max {
+            state.swept = Some(now);
+            state.jobs.retain(|_, (job, at)| {
+                job.status == JobStatus::Running || now.duration_since(*at) < ttl
+            });
+            state
+                .keys
+                .retain(|_, (_, _, at)| now.duration_since(*at) < ttl);
         }
-        state.keys.retain(|_, (_, _, at)| at.elapsed() < ttl);
         if let Some(idem) = idempotency {
             let slot = (idem.caller.clone(), idem.key.clone());
             if let Some((hash, id, _)) = state.keys.get(&slot) {

@@ -1,9 +1,11 @@
 //! Jobs: one quarantine request carried out in the background, and what became of it. Kept in
 //! this process ([`memory`]) or in Redis ([`redis`]), where every `serve` process behind one
-//! load balancer finds every job, and a job whose process died is reported `lost`.
+//! load balancer finds every job, and a job whose process died is reported `lost`; while Redis
+//! does not answer, new jobs are kept in the process ([`resilient`]).
 
 pub mod memory;
 pub mod redis;
+pub mod resilient;
 
 use serde::{Deserialize, Serialize};
 use std::future::Future;
