@@ -65,15 +65,7 @@ impl Drop for Served {
 
 /// An API key called `name` for `secret`, scoped to `tenants`.
 pub fn key(name: &str, secret: &str, tenants: &[&str], metrics: bool) -> ApiKey {
-    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
-    let mut sha256 = [0u8; 32];
-    sha256.copy_from_slice(digest.as_ref());
-    ApiKey {
-        name: name.into(),
-        sha256,
-        tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
-        metrics,
-    }
+    ApiKey::for_secret(name, secret, tenants, metrics)
 }
 
 /// What the service answered.

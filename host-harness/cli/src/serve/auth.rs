@@ -96,15 +96,7 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn key(name: &str, secret: &str, tenants: &[&str]) -> ApiKey {
-        let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
-        let mut sha256 = [0u8; 32];
-        sha256.copy_from_slice(digest.as_ref());
-        ApiKey {
-            name: name.into(),
-            sha256,
-            tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
-            metrics: false,
-        }
+        ApiKey::for_secret(name, secret, tenants, false)
     }
 
     fn with(authorization: &str) -> HeaderMap {

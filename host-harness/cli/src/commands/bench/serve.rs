@@ -292,15 +292,7 @@ async fn memory(simulator: &Simulator, jobs: usize) -> Result<Held> {
 }
 
 fn bench_key() -> ApiKey {
-    let digest = ring::digest::digest(&ring::digest::SHA256, KEY.as_bytes());
-    let mut sha256 = [0u8; 32];
-    sha256.copy_from_slice(digest.as_ref());
-    ApiKey {
-        name: "bench".into(),
-        sha256,
-        tenants: vec!["*".into()],
-        metrics: true,
-    }
+    ApiKey::for_secret("bench", KEY, &["*"], true)
 }
 
 fn hex(bytes: &[u8]) -> String {
